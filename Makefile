@@ -1,0 +1,45 @@
+# mmlab: two commands on a fresh machine (Python >= 3.11, make, gcc):
+#   make report   set up .venv, install, run every notebook at safe defaults, print the HTML index
+#   make test     install the test extras and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TESTSTAMP := $(VENV)/.installed-test
+
+.PHONY: all setup report test lab bench reliability clean
+
+all: report
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TESTSTAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/mmlab run $(ARGS)
+
+test: $(TESTSTAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[lab]'
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+reliability: $(TESTSTAMP)
+	$(BIN)/python -m pytest -m reliability -p no:randomly $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) reports benchmarks/build

@@ -1,0 +1,203 @@
+"""The `mmlab` command: env, experiments, experiment, simulate, calibrate, run, compare.
+
+Conventions follow papermill: `-p KEY VALUE` (repeatable) and `-f params.yaml`. Bad input is one line on
+stderr naming the parameter and what is allowed, exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .params import ParamError
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _params(args: argparse.Namespace) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for path in getattr(args, "file", None) or []:
+        import yaml
+
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise CliError(f"-f {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise CliError(f"-f {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise CliError(f"-f {path}: expected a mapping of parameter names to values")
+        values.update({str(k): v for k, v in loaded.items()})
+    for key, value in getattr(args, "parameter", None) or []:
+        values[key] = value
+    return values
+
+
+def _print_table(rows: list[tuple[str, str]], out=sys.stdout) -> None:
+    width = max((len(k) for k, _ in rows), default=0)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}", file=out)
+
+
+def _print_rows(df, as_json: bool) -> None:
+    if as_json:
+        print(df.to_json(orient="records", double_precision=15))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 20, "display.width", 160):
+            print(df.to_string(index=False, max_rows=60))
+
+
+def cmd_env(args) -> int:
+    from . import env
+
+    e = env.capture()
+    if args.json:
+        print(json.dumps(e, indent=1, default=str))
+    else:
+        _print_table(env.table(e))
+    return 0
+
+
+def cmd_experiments(args) -> int:
+    from . import experiments as ex
+
+    listing = []
+    for name in ex.names():
+        e = ex.get(name)
+        listing.append({"name": name, "description": e.description, "parameters": e.Params.describe()})
+    if args.json:
+        print(json.dumps(listing, indent=1))
+        return 0
+    for item in listing:
+        print(f"{item['name']}: {item['description']}")
+        for prm in item["parameters"]:
+            unit = f" [{prm['unit']}]" if prm["unit"] else ""
+            print(f"  {prm['name']:<14} default {prm['default']:<22} {prm['help']}{unit}; allowed: {prm['allowed']}")
+        print()
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from . import experiments as ex
+
+    values = _params(args)
+    if args.repeats is not None:
+        values["repeats"] = args.repeats
+    result = ex.run(args.name, values, save=not args.no_save, progress=not args.json and sys.stderr.isatty())
+    if result.skipped:
+        print(f"mmlab: {args.name} skipped: {result.skipped}", file=sys.stderr)
+        if args.json:
+            print("[]")
+        return 0
+    _print_rows(result.rows, args.json)
+    if result.run_dir is not None:
+        print(f"mmlab: stored {len(result.rows)} rows in {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from . import sim
+
+    if args.scenario not in sim.SCENARIOS:
+        raise ParamError("scenario", args.scenario, ", ".join(sim.SCENARIOS), "is not a simulated scenario")
+    scenario = sim.SCENARIOS[args.scenario]
+    params = scenario.Params.from_mapping(_params(args))
+    df = scenario.simulate(params)
+    if args.save:
+        from . import env, store
+
+        run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture(experiments=False))
+        print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
+    _print_rows(df, args.json)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .sim import calibrate
+
+    calibrate.main_calibrate(args.out)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import runner
+
+    return runner.main(args.notebooks, _params(args), hide_code=args.hide_code, run_id=args.run_id)
+
+
+def cmd_compare(args) -> int:
+    from . import compare
+
+    return compare.main(args.runs, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mmlab", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_params(p):
+        p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                       help="set a parameter (repeatable), e.g. -p sizes 64MiB")
+        p.add_argument("-f", "--file", action="append", metavar="YAML", help="parameters from a YAML file")
+        return p
+
+    p = sub.add_parser("env", help="the environment of this machine and what can run here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_env)
+    p = sub.add_parser("experiments", help="list the real experiments with their parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_experiments)
+    p = with_params(sub.add_parser("experiment", help="run one real experiment and store its rows"))
+    p.add_argument("name")
+    p.add_argument("--repeats", type=int, help="measured repetitions per point")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list of objects")
+    p.add_argument("--no-save", action="store_true", help="do not store the run")
+    p.set_defaults(fn=cmd_experiment)
+    p = with_params(sub.add_parser("simulate", help="run one simulated scenario"))
+    p.add_argument("scenario")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--save", action="store_true", help="store the rows as a run")
+    p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("calibrate", help="fit this machine's cost profile from stored real runs")
+    p.add_argument("--out", help="where to write the profile JSON")
+    p.set_defaults(fn=cmd_calibrate)
+    p = with_params(sub.add_parser("run", help="execute the notebooks and publish HTML reports"))
+    p.add_argument("notebooks", nargs="*", help="notebook names or paths (default: all in notebooks/)")
+    p.add_argument("--hide-code", action="store_true", help="hide code cells in the HTML")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("compare", help="compare stored runs (hosts, kernels)")
+    p.add_argument("runs", nargs="+", help="run ids or run folders")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_compare)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .safety import Skipped
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ParamError, CliError) as e:
+        print(f"mmlab: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Skipped as e:
+        print(f"mmlab: skipped: {e}", file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:
+        print("mmlab: interrupted; children killed and reaped, nothing half-written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The results store: one folder per run under data/runs/, written atomically, never overwritten.
+
+A run folder holds one Parquet file per experiment (tidy rows) and `run.json` (run id, time, the
+environment, the parameters). It is written under a hidden temporary name and renamed into place, so
+a reader sees a whole run or none; an interrupted run is left as `<id>.incomplete`, which `load()`
+skips by name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from . import paths
+
+RUN_JSON = "run.json"
+
+
+def host_tag(hostname: str | None = None) -> str:
+    """A short stable tag for the host (hash, so the folder name leaks no hostname)."""
+    return hashlib.sha1((hostname or socket.gethostname()).encode()).hexdigest()[:6]
+
+
+def new_run_id(now: datetime | None = None, hostname: str | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{host_tag(hostname)}"
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: Mapping[str, object],
+         runs_dir: Path | None = None, run_id: str | None = None, extra: Mapping[str, object] | None = None) -> Path:
+    """Write one run atomically and return its folder; an existing run is never replaced."""
+    runs_dir = Path(runs_dir or paths.runs_dir())
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or new_run_id()
+    tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
+    tmp.mkdir(mode=0o755)
+    try:
+        for name, df in results.items():
+            df.to_parquet(tmp / f"{name}.parquet", index=False)
+        meta = {"run_id": run_id, "created_utc": datetime.now(timezone.utc).isoformat(),
+                "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
+        with open(tmp / RUN_JSON, "w") as f:
+            json.dump(meta, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        final, n = runs_dir / run_id, 1
+        while True:
+            if not final.exists():
+                try:
+                    os.rename(tmp, final)  # atomic; a non-empty target makes it fail rather than replace
+                    break
+                except OSError:
+                    pass
+            n += 1
+            final = runs_dir / f"{run_id}-{n}"
+        meta["run_id"] = final.name
+        if final.name != run_id:
+            with open(final / RUN_JSON, "w") as f:
+                json.dump(meta, f, indent=1, default=_json_default)
+        return final
+    except BaseException:
+        if tmp.exists():
+            incomplete = runs_dir / f"{run_id}.incomplete"
+            try:
+                os.rename(tmp, incomplete)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def run_dirs(runs_dir: Path | None = None) -> list[Path]:
+    """Complete run folders, oldest first (hidden temporaries and *.incomplete excluded)."""
+    runs_dir = Path(runs_dir or paths.runs_dir())
+    if not runs_dir.is_dir():
+        return []
+    return sorted(d for d in runs_dir.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and not d.name.endswith(".incomplete"))
+
+
+def flatten_env(env: Mapping[str, object]) -> dict[str, object]:
+    """Environment as `env.<key>` scalar columns (nested dicts dotted; lists as JSON text)."""
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, (list, tuple)):
+            out[prefix] = json.dumps(value, default=_json_default)
+        else:
+            out[prefix] = value
+
+    walk("env", env)
+    return out
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    meta = json.loads((run_dir / RUN_JSON).read_text())
+    frames = {name: pd.read_parquet(run_dir / f"{name}.parquet") for name in meta["experiments"]}
+    return meta, frames
+
+
+def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
+         runs_dir: Path | None = None, with_env: bool = True) -> pd.DataFrame:
+    """All stored runs (or the chosen run ids / folders) as one tidy DataFrame, environment joined.
+
+    Corrupt or partial run folders are skipped with a warning naming them."""
+    if isinstance(runs, str):
+        runs = [runs]
+    if runs is None:
+        dirs = run_dirs(runs_dir)
+    else:
+        base = Path(runs_dir or paths.runs_dir())
+        dirs = [Path(r) if Path(r).is_dir() else base / r for r in runs]
+    frames = []
+    for d in dirs:
+        try:
+            meta, dfs = read_run(d)
+        except Exception as e:  # noqa: BLE001 - any unreadable folder is skipped, named
+            warnings.warn(f"skipping run folder {d}: {type(e).__name__}: {e}", stacklevel=2)
+            continue
+        envcols = flatten_env(meta.get("env", {})) if with_env else {}
+        for name, df in dfs.items():
+            if experiment is not None and name != experiment:
+                continue
+            df = df.copy()
+            if "experiment" not in df:
+                df["experiment"] = name
+            df["run_id"] = meta.get("run_id", d.name)
+            for k, v in envcols.items():
+                df[k] = v
+            frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["experiment", "method", "run_id"])
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def runs_table(runs_dir: Path | None = None) -> pd.DataFrame:
+    """One row per stored run: id, time, experiments, kernel, host tag."""
+    rows = []
+    for d in run_dirs(runs_dir):
+        try:
+            meta = json.loads((d / RUN_JSON).read_text())
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"skipping run folder {d}: {e}", stacklevel=2)
+            continue
+        env = meta.get("env", {})
+        rows.append({"run_id": meta.get("run_id", d.name), "created_utc": meta.get("created_utc"),
+                     "experiments": ",".join(meta.get("experiments", [])),
+                     "kernel_release": env.get("kernel_release"), "host_tag": env.get("host_tag")})
+    return pd.DataFrame(rows)

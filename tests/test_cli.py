@@ -1,0 +1,46 @@
+"""The command line as a user meets it: JSON rows, one-line errors with exit code 2."""
+import json
+import subprocess
+import sys
+
+
+def mmlab(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "mmlab", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_experiment_json_prints_rows():
+    r = mmlab("experiment", "mlock-throughput", "-p", "sizes", "1MiB", "-p", "warmup", "0", "--repeats", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 2 and rows[0]["size_bytes"] == 1 << 20 and rows[0]["method"] == "real"
+
+
+def test_invalid_size_is_one_clear_line_and_exit_2():
+    r = mmlab("experiment", "mlock-throughput", "-p", "sizes", "12XB")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "parameter sizes" in lines[0] and "allowed" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_experiment_and_parameter_are_usage_errors():
+    r = mmlab("experiment", "no-such-thing")
+    assert r.returncode == 2 and "experiment" in r.stderr and "mlock-throughput" in r.stderr
+    r = mmlab("experiment", "mlock-throughput", "-p", "bogus", "1")
+    assert r.returncode == 2 and "parameter bogus" in r.stderr
+
+
+def test_experiments_lists_parameters_with_defaults_and_units():
+    r = mmlab("experiments", "--json")
+    listing = {e["name"]: e for e in json.loads(r.stdout)}
+    sizes = {p["name"]: p for p in listing["mlock-throughput"]["parameters"]}["sizes"]
+    assert sizes["unit"] == "bytes" and "MiB" in sizes["default"]
+
+
+def test_env_json_says_what_can_run_here():
+    r = mmlab("env", "--json")
+    env = json.loads(r.stdout)
+    for key in ("kernel_release", "page_size_bytes", "mem_available_bytes", "rlimit_memlock_soft_bytes",
+                "cap_ipc_lock", "cgroup_version", "thp_enabled", "overcommit_memory", "cpu_model", "mmlab_version"):
+        assert key in env
+    assert "mlock-throughput" in env["experiments"]

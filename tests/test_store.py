@@ -1,0 +1,77 @@
+import json
+import warnings
+
+import pandas as pd
+import pytest
+
+from mmlab import store
+
+
+def rows(n=3, value=1.0):
+    return pd.DataFrame({"experiment": "demo", "method": "real", "size_bytes": [4096 * (i + 1) for i in range(n)],
+                         "mlock_s": [value] * n})
+
+
+ENV = {"kernel_release": "6.18.0", "host_tag": "abc123", "experiments": {"demo": {"can_run": True}}}
+
+
+def test_a_run_is_written_whole_with_rows_env_and_params(isolated_store):
+    d = store.save({"demo": rows()}, {"demo": {"sizes": [4096]}}, ENV)
+    assert d.parent == isolated_store
+    meta = json.loads((d / "run.json").read_text())
+    assert meta["env"]["kernel_release"] == "6.18.0" and meta["params"]["demo"]["sizes"] == [4096]
+    assert len(pd.read_parquet(d / "demo.parquet")) == 3
+    assert not [p for p in isolated_store.iterdir() if p.name.startswith(".")]
+
+
+def test_a_run_never_overwrites_another(isolated_store):
+    a = store.save({"demo": rows(value=1.0)}, {}, ENV, run_id="20260101T000000.000Z-abc123")
+    b = store.save({"demo": rows(value=2.0)}, {}, ENV, run_id="20260101T000000.000Z-abc123")
+    assert a != b
+    assert pd.read_parquet(a / "demo.parquet")["mlock_s"].iloc[0] == 1.0
+    assert pd.read_parquet(b / "demo.parquet")["mlock_s"].iloc[0] == 2.0
+    assert json.loads((b / "run.json").read_text())["run_id"] == b.name
+
+
+def test_a_failed_write_leaves_no_complete_run(isolated_store):
+    class Boom:
+        def to_parquet(self, *a, **k):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        store.save({"demo": Boom()}, {}, ENV, run_id="20260101T000000.000Z-abc123")
+    assert store.run_dirs(isolated_store) == []
+    assert store.load().empty
+
+
+def test_load_merges_runs_with_environment_columns():
+    store.save({"demo": rows(2)}, {}, {**ENV, "kernel_release": "6.1"})
+    store.save({"demo": rows(3)}, {}, {**ENV, "kernel_release": "6.18"})
+    df = store.load()
+    assert len(df) == 5 and df["run_id"].nunique() == 2
+    assert sorted(df["env.kernel_release"].unique()) == ["6.1", "6.18"]
+    assert "env.experiments.demo.can_run" in df
+
+
+def test_load_chosen_runs_only():
+    a = store.save({"demo": rows(2)}, {}, ENV)
+    store.save({"demo": rows(3)}, {}, ENV)
+    assert len(store.load([a.name])) == 2
+
+
+def test_corrupt_run_is_skipped_with_a_warning_naming_it(isolated_store):
+    store.save({"demo": rows(2)}, {}, ENV)
+    bad = isolated_store / "20260101T000000.000Z-bad000"
+    bad.mkdir()
+    (bad / "run.json").write_text("{not json")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        df = store.load()
+    assert len(df) == 2 and any(bad.name in str(x.message) for x in w)
+
+
+def test_run_id_is_utc_time_and_host_tag():
+    from datetime import datetime, timezone
+
+    rid = store.new_run_id(datetime(2026, 11, 26, 7, 8, 9, 123000, tzinfo=timezone.utc), "myhost")
+    assert rid == f"20261126T070809.123Z-{store.host_tag('myhost')}"

@@ -1,0 +1,63 @@
+from dataclasses import dataclass
+
+import pytest
+
+from mmlab import params as p
+from mmlab.units import format_bytes, parse_bytes, parse_seconds
+
+
+@pytest.mark.parametrize("text,expected", [("512MiB", 512 << 20), ("4GiB", 4 << 30), ("2000000000", 2_000_000_000),
+                                           (4096, 4096), ("1.5KiB", 1536), ("64 GiB", 64 << 30), ("1TiB", 1 << 40)])
+def test_sizes_are_read_as_people_write_them(text, expected):
+    """Sizes accept bytes or binary-unit strings and are bytes inside."""
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["12XB", "", "-5MiB", "nan", True, 1.5, "0.3B", None, [1]])
+def test_malformed_sizes_are_refused(bad):
+    with pytest.raises(ValueError):
+        parse_bytes(bad)
+
+
+def test_format_bytes_round_trips_binary_multiples():
+    for n in (4096, 1 << 20, 512 << 20, 64 << 30):
+        assert parse_bytes(format_bytes(n)) == n
+
+
+def test_seconds_with_units():
+    assert parse_seconds("500ms") == pytest.approx(0.5)
+    assert parse_seconds("2s") == 2.0
+
+
+@dataclass(frozen=True)
+class Demo(p.Params):
+    sizes: tuple = p.sizes(["64MiB"], "region sizes", lo=4096, hi=1 << 30)
+    repeats: int = p.integer(3, "repeats", 1, 100)
+    share: float = p.real(0.25, "share", 0.01, 0.9)
+    mode: str = p.choice("a", ["a", "b"], "mode")
+
+
+def test_params_coerce_strings_from_the_command_line():
+    d = Demo.from_mapping({"sizes": "4MiB,1GiB", "repeats": "7", "share": "0.5", "mode": "b"})
+    assert d.sizes == (4 << 20, 1 << 30) and d.repeats == 7 and d.share == 0.5 and d.mode == "b"
+
+
+@pytest.mark.parametrize("name,value", [("sizes", "2GiB"), ("sizes", "12XB"), ("sizes", ""), ("repeats", "0"),
+                                        ("repeats", "2.5"), ("share", "nan"), ("share", "inf"), ("mode", "c"),
+                                        ("repeats", None)])
+def test_bad_values_name_the_parameter_and_the_allowed_range(name, value):
+    """Every bad value is one line naming the parameter and what is allowed."""
+    with pytest.raises(p.ParamError) as e:
+        Demo.from_mapping({name: value})
+    msg = str(e.value)
+    assert msg.startswith(f"parameter {name}:") and "allowed:" in msg and "\n" not in msg
+
+
+def test_unknown_parameter_lists_the_known_ones():
+    with pytest.raises(p.ParamError, match="allowed: mode, repeats, share, sizes"):
+        Demo.from_mapping({"size": "1MiB"})
+
+
+def test_describe_gives_defaults_with_units():
+    rows = {r["name"]: r for r in Demo.describe()}
+    assert rows["sizes"]["default"] == "64MiB" and rows["sizes"]["unit"] == "bytes"
