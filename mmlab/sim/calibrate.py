@@ -1,0 +1,145 @@
+"""Fit a machine profile from stored real runs: medians of ns-per-page and non-negative least squares,
+with bootstrap intervals. Pure functions of a tidy DataFrame, except `main_calibrate` (the CLI edge).
+
+What comes from where (real column names of the issue-3 experiments):
+- mlock-throughput (anon-private): populate_mlock_ns = mlock_ns_per_page, munlock_present_ns = munlock_ns_per_page;
+- prepatch-replay: fault_zero_ns = fault_s / unreached_pages (MADV_POPULATE_WRITE is the GUP write fault
+  the pre-patch munlock did), zap_present_ns = (replay_s - fault_s - munlock_s) / VMA pages;
+- sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock) -> exit_base_s;
+- munlock-partial: munlock_s = munlock_call_s + present x munlock + absent x pte_none_ns.
+Costs no stored experiment measures keep the prior profile's value and say so in their source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..stats import bootstrap_ci
+from ..units import PAGE_BYTES
+from .profile import Cost, Profile, host_path, reference
+
+N_BOOT = 200
+
+
+def nnls(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with every coefficient >= 0, by trying each subset of columns (few columns here)."""
+    n = X.shape[1]
+    best, best_rss = np.zeros(n), float(np.sum(y**2))
+    for k in range(1, n + 1):
+        for cols in itertools.combinations(range(n), k):
+            coef, *_ = np.linalg.lstsq(X[:, cols], y, rcond=None)
+            if np.any(coef < 0):
+                continue
+            rss = float(np.sum((X[:, cols] @ coef - y) ** 2))
+            if rss < best_rss - 1e-30:
+                best, best_rss = np.zeros(n), rss
+                best[list(cols)] = coef
+    return best
+
+
+def _cost(values: Sequence[float], source: str) -> Cost | None:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return None
+    med = float(np.median(x))
+    lo, hi = bootstrap_ci(x) if len(x) > 1 else (med, med)
+    return Cost(med, min(lo, med), max(hi, med), f"{source}; median of {len(x)} rows, 95% bootstrap interval")
+
+
+def _fit_costs(df: pd.DataFrame, fit: Callable[[pd.DataFrame], np.ndarray], names: Sequence[str],
+               source: str, seed: int = 0) -> dict[str, Cost]:
+    """Fit on all rows, interval from refits on resampled rows (percentile bootstrap)."""
+    point = fit(df)
+    rng = np.random.default_rng(seed)
+    boots = np.array([fit(df.iloc[rng.integers(0, len(df), len(df))]) for _ in range(N_BOOT)])
+    out = {}
+    for i, name in enumerate(names):
+        lo, hi = np.quantile(boots[:, i], [0.025, 0.975])
+        v = float(point[i])
+        out[name] = Cost(v, float(min(lo, v)), float(max(hi, v)), f"{source}; NNLS on {len(df)} rows, 95% bootstrap interval")
+    return out
+
+
+def _rows(df: pd.DataFrame, experiment: str, method: str = "real") -> pd.DataFrame:
+    if df is None or df.empty or "experiment" not in df:
+        return pd.DataFrame()
+    d = df[(df["experiment"] == experiment) & (df.get("method", method) == method)]
+    if "warmup" in d:
+        d = d[~d["warmup"].fillna(False).astype(bool)]
+    return d
+
+
+def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: str = "host") -> Profile:
+    """A profile fitted from real rows; costs the rows cannot tell keep `prior`'s (default: reference)."""
+    prior = prior or reference()
+    costs = {k: dataclasses.replace(c, source=f"prior ({prior.name}): {c.source}") for k, c in prior.costs.items()}
+    fitted: list[str] = []
+
+    def put(key: str, cost: Cost | None) -> None:
+        if cost is not None:
+            costs[key] = cost
+            fitted.append(key)
+
+    mt = _rows(df, "mlock-throughput")
+    if not mt.empty:
+        anon = mt[mt["mapping"] == "anon-private"] if "mapping" in mt else mt
+        put("populate_mlock_ns", _cost(anon["mlock_ns_per_page"], "mlock-throughput anon-private mlock_ns_per_page"))
+        put("munlock_present_ns", _cost(anon["munlock_ns_per_page"], "mlock-throughput anon-private munlock_ns_per_page"))
+
+    rp = _rows(df, "prepatch-replay", "replay")
+    if not rp.empty:
+        r = rp[rp["unreached_pages"] > 0]
+        put("fault_zero_ns", _cost(r["fault_s"] / r["unreached_pages"] * 1e9, "prepatch-replay fault_s / unreached_pages"))
+        unmap = (rp["replay_s"] - rp["fault_s"] - rp["munlock_s"]) / (rp["vma_bytes"] / PAGE_BYTES) * 1e9
+        put("zap_present_ns", _cost(unmap.clip(lower=0), "prepatch-replay (replay_s - fault_s - munlock_s) / VMA pages"))
+
+    sk = _rows(df, "sigkill-during-mlock")
+    if len(sk) >= 3 and sk["populated_bytes"].nunique() >= 2:
+        def fit_exit(d: pd.DataFrame) -> np.ndarray:
+            X = np.c_[np.ones(len(d)), d["populated_bytes"].to_numpy(float) / PAGE_BYTES * 1e-9]
+            return nnls(X, d["kill_to_reap_s"].to_numpy(float))
+        got = _fit_costs(sk, fit_exit, ["exit_base_s", "_exit_per_page_ns"], "sigkill-during-mlock kill_to_reap_s = base + pages x per-page")
+        put("exit_base_s", got["exit_base_s"])
+        if "zap_present_ns" not in fitted:  # zap = per-page exit cost less the munlock done while zapping
+            per, mun = got["_exit_per_page_ns"], costs["munlock_present_ns"]
+            put("zap_present_ns", Cost(max(0.0, per.value - mun.value), max(0.0, per.lo - mun.hi),
+                                       max(0.0, per.hi - mun.lo, per.value - mun.value), per.source + " less munlock_present_ns"))
+
+    mp = _rows(df, "munlock-partial")
+    if len(mp) >= 3:
+        def fit_partial(d: pd.DataFrame) -> np.ndarray:
+            pages = d["vma_bytes"].to_numpy(float) / PAGE_BYTES
+            present = d["populated_bytes"].to_numpy(float) / PAGE_BYTES
+            X = np.c_[np.ones(len(d)), present * 1e-9, (pages - present) * 1e-9]
+            return nnls(X, d["munlock_s"].to_numpy(float))
+        got = _fit_costs(mp, fit_partial, ["munlock_call_s", "_munlock_ns", "pte_none_ns"],
+                         "munlock-partial munlock_s = call + present x munlock + absent x pte_none")
+        put("munlock_call_s", got["munlock_call_s"])
+        put("pte_none_ns", got["pte_none_ns"])
+
+    source = (f"fitted by mmlab calibrate from stored runs: {', '.join(fitted) or 'nothing (no usable real rows)'}; "
+              f"other costs from prior profile {prior.name}")
+    return Profile(name, costs, ram_bytes=prior.ram_bytes, free_bytes=prior.free_bytes, source=source)
+
+
+def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
+    """The CLI edge: read every stored run, fit, save to data/reference/profile-<host>.json (or out_path), print."""
+    from .. import load
+    from ..store import host_tag
+
+    df = load()
+    real = df[df["method"].isin(["real", "replay"])] if "method" in df else df
+    tag = host_tag()
+    prof = calibrate_from_runs(real, name=f"host-{tag}")
+    path = prof.save(Path(out_path) if out_path else host_path(tag))
+    table = prof.table()[["cost", "unit", "value", "lo", "hi", "source"]]
+    with pd.option_context("display.max_colwidth", 70, "display.width", 200):
+        print(table.to_string(index=False))
+    print(f"{len(real)} real/replay rows read; profile saved to {path}")
+    return prof, path

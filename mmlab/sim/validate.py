@@ -1,0 +1,129 @@
+"""Simulated against real: sim/real ratio tables from a DataFrame of stored real rows, and the historical
+check against Wakabayashi's published 2009 times. Pure functions of their inputs.
+
+Each table has one row per sweep point: the real median (with bootstrap interval), the simulated value
+at the same parameters (with the profile's interval), ratio = sim/real, and its interval
+[sim_lo / real_hi, sim_hi / real_lo]; `within` says whether the ratio is inside the 0.75x-1.33x target.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..stats import bootstrap_ci
+from ..units import PAGE_BYTES
+from . import munlock_partial, sigkill
+from .eras import LATEST, era_for
+from .profile import Profile, desktop_2009
+
+TARGET = (0.75, 1.33)
+SWEEP_KEYS = ("vma_bytes", "target_populated_bytes", "target_populated_fraction", "mapping", "variant", "setting",
+              "fault_method", "kill_after_s")
+
+# Wakabayashi, 2009-08-23 (kernel-history 1): run.sh mlocks 2,000,000,000 bytes, sleeps 2 s, kill -9, wait.
+WAKABAYASHI = {"vma_bytes": 2_000_000_000, "kill_after_s": 2.0,
+               "before": {"kernel": "2.6.31", "total_s": 18.781, "system_s": 2.59},
+               "after": {"kernel": "2.6.32", "total_s": 2.507, "system_s": 1.15}}
+
+
+def _real(df: pd.DataFrame, experiment: str, method: str) -> pd.DataFrame:
+    if df is None or df.empty or "experiment" not in df:
+        return pd.DataFrame()
+    d = df[(df["experiment"] == experiment) & (df["method"] == method)]
+    if "warmup" in d:
+        d = d[~d["warmup"].fillna(False).astype(bool)]
+    return d
+
+
+def ratio_table(real: pd.DataFrame, real_col: str, simulate_row: Callable[[pd.Series], tuple[float, float, float]],
+                comparison: str, keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per sweep point: real median and interval, simulated value and interval (each real row simulated at
+    its own measured parameters, then the median taken), ratio and ratio interval."""
+    if real.empty:
+        return pd.DataFrame()
+    keys = [k for k in (keys or SWEEP_KEYS) if k in real and real[k].notna().any()]
+    sims = np.array([simulate_row(r) for _, r in real.iterrows()])
+    real = real.copy().assign(_sim=sims[:, 0], _sim_lo=sims[:, 1], _sim_hi=sims[:, 2])
+    out = []
+    for k, g in real.groupby(keys, sort=True, dropna=False) if keys else [((), real)]:
+        x = g[real_col].astype(float).to_numpy()
+        med = float(np.median(x))
+        lo, hi = bootstrap_ci(x) if len(x) > 1 else (med, med)
+        s, s_lo, s_hi = float(np.median(g["_sim"])), float(np.median(g["_sim_lo"])), float(np.median(g["_sim_hi"]))
+        ratio = s / med if med > 0 else math.nan
+        k = k if isinstance(k, tuple) else (k,)
+        out.append({"comparison": comparison, **dict(zip(keys, k)), "n_real": len(x),
+                    "populated_bytes": float(np.median(g["populated_bytes"])) if "populated_bytes" in g else math.nan,
+                    "real": med, "real_lo": lo, "real_hi": hi, "sim": s, "sim_lo": s_lo, "sim_hi": s_hi,
+                    "ratio": ratio, "ratio_lo": s_lo / hi if hi > 0 else math.nan,
+                    "ratio_hi": s_hi / lo if lo > 0 else math.nan,
+                    "within": bool(TARGET[0] <= ratio <= TARGET[1])})
+    return pd.DataFrame(out)
+
+
+def _pages(b: float) -> int:
+    return math.ceil(float(b) / PAGE_BYTES)
+
+
+def latest_sigkill(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Real `sigkill-during-mlock` kill_to_reap_s against the simulated latest era at the same VMA and RSS."""
+    def sim(r: pd.Series):
+        row = sigkill.run(LATEST, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
+                          mapping=r.get("mapping", "anon-private") if isinstance(r.get("mapping"), str) else "anon-private")
+        return row["kill_to_reap_s"], row["kill_to_reap_s_lo"], row["kill_to_reap_s_hi"]
+    return ratio_table(_real(df, "sigkill-during-mlock", "real"), "kill_to_reap_s", sim,
+                       f"sigkill-during-mlock.kill_to_reap_s: sim {LATEST.name} / real")
+
+
+def latest_munlock_partial(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Real `munlock-partial` munlock_s against the simulated latest era's munlock() of the same state."""
+    def sim(r: pd.Series):
+        pages = _pages(r["vma_bytes"])
+        row = munlock_partial.run(LATEST, profile, pages, min(1.0, _pages(r["populated_bytes"]) / pages), "prefix")
+        return row["munlock_s"], row["munlock_s_lo"], row["munlock_s_hi"]
+    return ratio_table(_real(df, "munlock-partial", "real"), "munlock_s", sim,
+                       f"munlock-partial.munlock_s: sim {LATEST.name} / real")
+
+
+def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """`prepatch-replay` replay_s (fault the unreached pages, munlock, unmap: in-process, no exit) against the
+    simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost)."""
+    era = era_for("2.6.31")
+
+    def sim(r: pd.Series):
+        row = sigkill.run(era, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]))
+        return row["exit_mm_s"], row["exit_mm_s_lo"], row["exit_mm_s_hi"]
+    return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
+                       "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
+
+
+def all_ratios(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Every comparison this module knows, stacked (empty when there are no real rows)."""
+    parts = [f(df, profile) for f in (latest_sigkill, latest_munlock_partial, prepatch_vs_replay)]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def wakabayashi(profile: Profile | None = None, free_bytes: int | None = None) -> pd.DataFrame:
+    """Wakabayashi's test simulated before (2.6.31) and after (2.6.32) the patch, beside his published times.
+    Total = the 2 s before the kill + kill-to-reap (his `time` covered the whole run.sh)."""
+    profile = profile or desktop_2009()
+    free = (profile.free_bytes if free_bytes is None else free_bytes) // PAGE_BYTES
+    rows = []
+    for when in ("before", "after"):
+        pub = WAKABAYASHI[when]
+        r = sigkill.run(era_for(pub["kernel"]), profile, _pages(WAKABAYASHI["vma_bytes"]), None,
+                        WAKABAYASHI["kill_after_s"], free_pages=free)
+        t = WAKABAYASHI["kill_after_s"]
+        rows.append({"patch": when, "kernel": pub["kernel"], "profile": profile.name, "free_bytes": free * PAGE_BYTES,
+                     "populated_bytes": r["populated_bytes"], "unreached_pages": r["unreached_pages"],
+                     "exit_pages_faulted": r["exit_pages_faulted"],
+                     "published_total_s": pub["total_s"], "published_post_kill_s": pub["total_s"] - t,
+                     "sim_post_kill_s": r["exit_s"], "sim_post_kill_s_lo": r["exit_s_lo"], "sim_post_kill_s_hi": r["exit_s_hi"],
+                     "sim_total_s": t + r["exit_s"], "sim_total_s_lo": t + r["exit_s_lo"], "sim_total_s_hi": t + r["exit_s_hi"],
+                     "ratio_total": (t + r["exit_s"]) / pub["total_s"],
+                     "ratio_post_kill": r["exit_s"] / (pub["total_s"] - t)})
+    return pd.DataFrame(rows)

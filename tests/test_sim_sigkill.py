@@ -1,0 +1,90 @@
+"""sigkill-during-mlock simulated: pages faulted at exit per era, exit cost against unreached pages."""
+import pytest
+
+from mmlab.params import ParamError
+from mmlab.sim import SCENARIOS
+
+S = SCENARIOS["sigkill-during-mlock"]
+
+
+def row(**values):
+    return S.run(values).iloc[0]
+
+
+def test_contract_2631_faults_196608_pages_for_1gib_with_256mib_populated():
+    """1 GiB VMA, 256 MiB populated: 2.6.31 faults in the 768 MiB mlock never reached = 196608 pages."""
+    r = row(kernel="2.6.31", vma_bytes="1GiB", populated_bytes="256MiB")
+    assert r.exit_pages_faulted == 196608 and r.exit_bytes_allocated == 768 << 20
+
+
+def test_contract_2632_faults_nothing():
+    """Same point on 2.6.32: 0 pages faulted in at exit."""
+    assert row(kernel="2.6.32", vma_bytes="1GiB", populated_bytes="256MiB").exit_pages_faulted == 0
+
+
+def test_rows_sit_beside_real_ones():
+    """Rows carry the real experiment's name and columns, method = simulated."""
+    r = row(kernel="6.18")
+    assert (r.experiment, r.method, r.era) == ("sigkill-during-mlock", "simulated", "5.18")
+    assert r.kill_to_reap_s == r.exit_s and r.exit_s_lo <= r.exit_s <= r.exit_s_hi
+
+
+def test_2631_read_only_vma_faults_nothing_at_exit():
+    """A read-only anonymous VMA gets ZERO_PAGE at exit on 2.6.31: no page faulted or allocated."""
+    r = row(kernel="2.6.31", writable=False)
+    assert r.exit_pages_faulted == 0 and r.exit_bytes_allocated == 0
+
+
+def test_2631_exit_cost_grows_with_unreached_pages():
+    """On 2.6.31 the same populated size in a bigger VMA costs more: unreached pages are faulted in."""
+    small = row(kernel="2.6.31", vma_bytes="1GiB", populated_bytes="256MiB").exit_s
+    big = row(kernel="2.6.31", vma_bytes="8GiB", populated_bytes="256MiB").exit_s
+    assert big > 5 * small
+
+
+def _per_unreached_page_s(kernel):
+    small = row(kernel=kernel, vma_bytes="1GiB", populated_bytes="256MiB")
+    big = row(kernel=kernel, vma_bytes="8GiB", populated_bytes="256MiB")
+    return (big.exit_s - small.exit_s) / (big.unreached_pages - small.unreached_pages)
+
+
+@pytest.mark.parametrize("kernel", ["2.6.32", "3.12"])
+def test_follow_page_eras_pay_only_a_walk_per_unreached_page(kernel):
+    """2.6.32/3.12 follow_page each absent address: a walk, over 10x cheaper than 2.6.31's fault and zero."""
+    assert 0 < _per_unreached_page_s(kernel) < _per_unreached_page_s("2.6.31") / 10
+
+
+def test_518_exit_cost_does_not_grow_with_unreached_pages():
+    """5.18+ has no munlock pass at exit: unreached pages cost nothing."""
+    assert _per_unreached_page_s("6.18") == 0
+
+
+def test_518_1tib_vma_exits_as_fast_as_1gib():
+    """On 5.18+, a 1 TiB VMA and a 1 GiB one with the same populated size exit in the same time (MEASURING.md)."""
+    a = row(kernel="6.18", vma_bytes="1TiB", populated_bytes="256MiB").exit_s
+    b = row(kernel="6.18", vma_bytes="1GiB", populated_bytes="256MiB").exit_s
+    assert abs(a - b) / b < 0.01
+
+
+def test_2631_mlock_stops_at_the_kill_time():
+    """Killed after t seconds, mlock has populated what it could in t at the profile's rate."""
+    r = row(kernel="2.6.31", vma_bytes="4GiB", kill_at="time", kill_after_s=0.1)
+    assert r.mlock_s <= 0.1 and 0 < r.populated_bytes < 4 << 30
+
+
+def test_populated_beyond_vma_is_a_clear_error():
+    """populated_bytes larger than vma_bytes is rejected naming populated_bytes."""
+    with pytest.raises(ParamError, match="parameter populated_bytes"):
+        row(vma_bytes="1GiB", populated_bytes="2GiB")
+
+
+def test_unknown_profile_is_a_clear_error():
+    """A profile that is neither a known name nor a .json path is rejected naming `profile`."""
+    with pytest.raises(ParamError, match="parameter profile"):
+        row(profile="laptop")
+
+
+def test_bad_size_is_a_clear_error():
+    """A size that does not parse is rejected with the allowed range."""
+    with pytest.raises(ParamError, match="parameter vma_bytes.*allowed"):
+        row(vma_bytes="lots")
