@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
 IS_ROOT = os.geteuid() == 0
 
 
@@ -33,8 +34,18 @@ def mlocked_bytes() -> int:
     return procfs.meminfo()["Mlocked"]
 
 
-def mmlab_processes() -> list[int]:
-    """Pids of live `python -m mmlab.child` processes (experiment children)."""
+def _ppid(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(text[text.rindex(")") + 2:].split()[1])
+
+
+def mmlab_processes(ancestor: int | None = None) -> list[int]:
+    """Pids of live `python -m mmlab.child` processes (experiment children) descended from `ancestor`
+    (default: this test process), so experiments run by anyone else on the machine are not counted."""
+    ancestor = os.getpid() if ancestor is None else ancestor
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -42,8 +53,14 @@ def mmlab_processes() -> list[int]:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"mmlab.child" in cmd:
-                out.append(int(d.name))
+            if b"mmlab.child" not in cmd:
+                continue
+            pid = int(d.name)
+            while pid > 1:
+                pid = _ppid(pid)
+                if pid == ancestor:
+                    out.append(int(d.name))
+                    break
     return out
 
 
