@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
-NAME_RE = re.compile(r"^mmlab-(\d+)-(\d+)$")
+NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # issue 6: used with fullmatch only, ASCII digits
 _seq = itertools.count()
 
 
@@ -273,7 +273,7 @@ def stale_groups() -> list[Path]:
     for h in candidate_parents():
         with contextlib.suppress(OSError):
             for child in h.parent.iterdir():
-                m = NAME_RE.match(child.name)
+                m = NAME_RE.fullmatch(child.name)
                 if m and child.is_dir() and not _pid_alive(int(m.group(1))):
                     out.append(child)
     return sorted(set(out))

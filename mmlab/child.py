@@ -20,17 +20,24 @@ from typing import Any
 
 
 class ChildError(RuntimeError):
-    """The child failed, died or hung; the message says which and what it last reported."""
+    """The child failed, died or hung; the message says which and what it last reported.
+
+    `fault` names the kind for rows and messages: error (the child reported an exception), hung (silent
+    past timeout_s), exited-early (ended before finishing), killed (a signal mmlab did not send)."""
+
+    fault = "error"
 
 
 class ChildTimeout(ChildError):
-    pass
+    fault = "hung"
 
 
 class ChildDied(ChildError):
     def __init__(self, message: str, returncode: int | None):
         super().__init__(message)
         self.returncode = returncode
+        # --- issue 6: a death by signal is "killed" (OOM killer, another process); else "exited-early"
+        self.fault = "killed" if returncode is not None and returncode < 0 else "exited-early"
 
 
 # ---------------------------------------------------------------------------------------- child side
@@ -89,6 +96,7 @@ class Child:
         self.last_event: dict | None = None
         self._buf = b""
         self.returncode: int | None = None
+        self.signals_sent: set[int] = set()
 
     def start(self) -> "Child":
         env = dict(os.environ, MMLAB_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
@@ -129,15 +137,14 @@ class Child:
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ChildTimeout(f"child {self.target} (pid {self.pid}) sent nothing for "
-                                   f"{self.timeout_s if timeout_s is None else timeout_s:g}s; last event: {self.last_event}")
+                raise ChildTimeout(f"child {self.target} (pid {self.pid}) hung: sent nothing for "
+                                   f"{self.timeout_s if timeout_s is None else timeout_s:g}s (timeout_s); it is killed; "
+                                   f"last event: {self.last_event}")
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
-                    rc = self.reap()
-                    raise ChildDied(f"child {self.target} (pid {self.pid}) exited with {describe_status(rc)} "
-                                    f"after {self.last_event}; {self._stderr_tail()}".rstrip("; "), rc)
+                    raise self._died(self.reap())
                 self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         msg = json.loads(line)
@@ -157,8 +164,26 @@ class Child:
 
     def reply(self, **data: Any) -> None:
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(data) + "\n").encode())
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write((json.dumps(data) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # issue 6: the child died (or closed stdin) meanwhile: say which, as recv does
+            try:
+                rc = self.proc.wait(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                raise ChildTimeout(f"child {self.target} (pid {self.pid}) hung: closed its input but did not exit "
+                                   f"within {self.timeout_s:g}s (timeout_s); it is killed") from None
+            self.returncode = rc
+            raise self._died(rc) from None
+
+    def _died(self, rc: int) -> "ChildDied":
+        """ChildDied for a child found dead: killed by a signal mmlab sent or not, or exited early."""
+        ours = rc < 0 and -rc in self.signals_sent
+        how = (f"was killed by {describe_status(rc)}" + (" (sent by mmlab)" if ours else
+                                                           ", not sent by mmlab (the OOM killer or another process?)")
+               if rc < 0 else f"exited early with {describe_status(rc)} before finishing")
+        return ChildDied(f"child {self.target} (pid {self.pid}) {how}; last event: {self.last_event}; "
+                         f"{self._stderr_tail()}".rstrip("; "), rc)
 
     def wait_exit(self, timeout_s: float) -> bool:
         """Block until the child has exited (not reaped yet), by polling its pidfd; True if it did."""
@@ -177,6 +202,7 @@ class Child:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal through the pidfd: never hits a recycled pid."""
         assert self.pidfd is not None
+        self.signals_sent.add(int(sig))
         try:
             signal.pidfd_send_signal(self.pidfd, sig)
         except ProcessLookupError:
@@ -195,9 +221,9 @@ class Child:
                     stream.close()
             except OSError:
                 pass
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+        pidfd, self.pidfd = self.pidfd, None  # issue 6: forget first, so an interrupt cannot close it twice
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def describe_status(returncode: int | None) -> str:

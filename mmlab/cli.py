@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from typing import Sequence
 
@@ -35,6 +37,9 @@ def _params(args: argparse.Namespace) -> dict[str, object]:
             raise CliError(f"-f {path}: expected a mapping of parameter names to values")
         values.update({str(k): v for k, v in loaded.items()})
     for key, value in getattr(args, "parameter", None) or []:
+        values[key] = value
+    for pair in getattr(args, "parameter_pair", None) or []:  # issue 6: `-p KEY VALUE` as rewritten by main()
+        key, value = json.loads(pair)
         values[key] = value
     return values
 
@@ -123,14 +128,27 @@ def cmd_simulate(args) -> int:
 def cmd_calibrate(args) -> int:
     from .sim import calibrate
 
-    calibrate.main_calibrate(args.out)
+    from . import confine  # issue 6: a root tool writes only inside the project's folders
+    calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 
 
 def cmd_run(args) -> int:
     from . import runner
 
-    return runner.main(args.notebooks, _params(args), hide_code=args.hide_code, run_id=args.run_id)
+    # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
+    from . import confine, paths
+    from .store import new_run_id
+
+    run_id = confine.safe_name("run-id", args.run_id) if args.run_id is not None else new_run_id()
+    try:
+        return runner.main(args.notebooks, _params(args), hide_code=args.hide_code, run_id=run_id)
+    except KeyboardInterrupt:
+        out = paths.reports_dir() / run_id
+        if out.is_dir():
+            out.rename(out.with_name(f"{run_id}.incomplete"))
+        raise
+    # --- end issue 6
 
 
 def cmd_compare(args) -> int:
@@ -140,13 +158,14 @@ def cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mmlab", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="mmlab", description=__doc__.splitlines()[0])  # issue 6: one-line usage errors
     sub = ap.add_subparsers(dest="command", required=True)
 
     def with_params(p):
         p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                        help="set a parameter (repeatable), e.g. -p sizes 64MiB")
         p.add_argument("-f", "--file", action="append", metavar="YAML", help="parameters from a YAML file")
+        p.add_argument("--parameter-pair", action="append", help=argparse.SUPPRESS)  # issue 6, see _protect_values
         return p
 
     p = sub.add_parser("env", help="the environment of this machine and what can run here")
@@ -184,19 +203,102 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from .safety import Skipped
 
+    # --- issue 6 (reliability, security) ------------------------------------------------------------
+    from .experiments import ExperimentFailed
+    from .machine_lock import MachineBusy
+
+    os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
+    previous = _stop_on_sigterm()
+    # --- end issue 6 --------------------------------------------------------------------------------
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(_protect_values(sys.argv[1:] if argv is None else list(argv)))
         return args.fn(args)
     except (ParamError, CliError) as e:
-        print(f"mmlab: error: {e}", file=sys.stderr)
+        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except Skipped as e:
         print(f"mmlab: skipped: {e}", file=sys.stderr)
         return 0
+    # --- issue 6 ------------------------------------------------------------------------------------
+    except MachineBusy as e:
+        print(f"mmlab: busy: {_one_line(e)}", file=sys.stderr)
+        return EXIT_BUSY
+    except ExperimentFailed as e:
+        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `mmlab ... | head`: the reader left; no traceback (what was stored stays)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except Terminated:
+        print("mmlab: terminated (SIGTERM); children killed and reaped, nothing half-written", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    # --- end issue 6 --------------------------------------------------------------------------------
     except KeyboardInterrupt:
         print("mmlab: interrupted; children killed and reaped, nothing half-written", file=sys.stderr)
         return 130
+    finally:
+        _restore_signals(previous)
+
+
+# --- issue 6 (reliability) -------------------------------------------------------------------------
+EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): the machine is busy with another real experiment; try again
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean unwinding as Ctrl-C: children killed and reaped through their
+    `with` blocks, memory cgroups removed, a store write in progress left as `<id>.incomplete`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit code 2, like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"mmlab: error: {self.prog}: {_one_line(message)}\n")
+
+
+def _protect_values(argv: list[str]) -> list[str]:
+    """`-p KEY VALUE` -> one `--parameter-pair=[KEY, VALUE]` token, so a VALUE such as `-1MiB` or `-3e-5`
+    reaches the parameter's own check (one line naming it) instead of argparse mistaking it for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--":
+            out += argv[i:]
+            break
+        if argv[i] in ("-p", "--parameter") and i + 2 < len(argv):
+            out.append("--parameter-pair=" + json.dumps([argv[i + 1], argv[i + 2]]))
+            i += 3
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def _one_line(e: object) -> str:
+    return " ".join(str(e).split())
+
+
+def _stop_on_sigterm():
+    """SIGINT and SIGTERM raise KeyboardInterrupt / Terminated in the main thread; while that unwinds
+    (killing children, removing cgroups) further SIGINT/SIGTERM are ignored so cleanup is not cut short."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    return signal.signal(signal.SIGINT, stop), signal.signal(signal.SIGTERM, stop)
+
+
+def _restore_signals(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+# --- end issue 6 -----------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

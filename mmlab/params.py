@@ -25,7 +25,8 @@ class ParamError(ValueError):
         self.name, self.value, self.allowed = name, value, allowed
         shown = repr(value) if not isinstance(value, str) else repr(value)
         problem = problem or "is not allowed"
-        super().__init__(f"parameter {name}: {shown} {problem}; allowed: {allowed}")
+        label = name if isinstance(name, str) and name.isprintable() and name.strip() == name and name else repr(name)  # issue 6: one line
+        super().__init__(f"parameter {label}: {shown} {problem}; allowed: {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)

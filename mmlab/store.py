@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -22,6 +23,7 @@ import pandas as pd
 from . import paths
 
 RUN_JSON = "run.json"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # issue 6
 
 
 def host_tag(hostname: str | None = None) -> str:
@@ -48,7 +50,9 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
          runs_dir: Path | None = None, run_id: str | None = None, extra: Mapping[str, object] | None = None) -> Path:
     """Write one run atomically and return its folder; an existing run is never replaced."""
     runs_dir = Path(runs_dir or paths.runs_dir())
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    if not runs_dir.is_dir():  # issue 6: a runs folder mmlab makes is 0755 whatever the umask
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(runs_dir, 0o755)
     run_id = run_id or new_run_id()
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
     tmp.mkdir(mode=0o755)
@@ -61,6 +65,10 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
             json.dump(meta, f, indent=1, default=_json_default)
             f.flush()
             os.fsync(f.fileno())
+        # issue 6: safe permissions whatever the umask: folder 0755, files 0644 (readable, never writable by others)
+        os.chmod(tmp, 0o755)
+        for item in tmp.iterdir():
+            os.chmod(item, 0o644)
         final, n = runs_dir / run_id, 1
         while True:
             if not final.exists():
@@ -73,8 +81,12 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
             final = runs_dir / f"{run_id}-{n}"
         meta["run_id"] = final.name
         if final.name != run_id:
-            with open(final / RUN_JSON, "w") as f:
+            # issue 6: rewritten atomically (temp + rename), so an interrupt here never half-writes run.json
+            part = final / f".{RUN_JSON}.tmp"
+            with open(part, "w") as f:
                 json.dump(meta, f, indent=1, default=_json_default)
+            os.chmod(part, 0o644)
+            os.replace(part, final / RUN_JSON)
         return final
     except BaseException:
         if tmp.exists():
@@ -114,6 +126,10 @@ def flatten_env(env: Mapping[str, object]) -> dict[str, object]:
 
 def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     meta = json.loads((run_dir / RUN_JSON).read_text())
+    # issue 6: experiment names from a (possibly foreign) run.json are plain names, never paths
+    bad = [n for n in meta["experiments"] if not isinstance(n, str) or not _SAFE_NAME.fullmatch(n)]
+    if bad:
+        raise ValueError(f"run.json lists experiment names that are not plain names: {bad[:3]!r}")
     frames = {name: pd.read_parquet(run_dir / f"{name}.parquet") for name in meta["experiments"]}
     return meta, frames
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 # name -> module under mmlab.experiments; the order is the order of `mmlab experiments`.
 MODULES: dict[str, str] = {
     "mlock-throughput": "mlock_throughput",
+    "sigkill-during-mlock": "sigkill_during_mlock",
+    "munlock-partial": "munlock_partial",
+    "prepatch-replay": "prepatch_replay",
+    "oom-kill": "oom_kill",
 }
 
 
@@ -81,9 +85,43 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})
-    try:
-        rows = exp.run(params, progress=progress)
-    except Skipped as s:
-        return Result(name, params, pd.DataFrame(), None, str(s))
+    # --- issue 6 (reliability): one real experiment per machine; janitor; child faults named -------
+    from .. import machine_lock
+    from ..child import ChildError
+
+    with machine_lock.hold():
+        _remove_stale_cgroups()
+        try:
+            rows = exp.run(params, progress=progress)
+        except Skipped as s:
+            return Result(name, params, pd.DataFrame(), None, str(s))
+        except ChildError as e:
+            label = {"hung": "a child hung", "killed": "a child was killed", "exited-early": "a child exited early"}
+            raise ExperimentFailed(f"{name} failed ({label.get(e.fault, 'a child reported an error')}): "
+                                   f"{' '.join(str(e).split())}") from e
+    # --- end issue 6 --------------------------------------------------------------------------------
     run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(experiments=False)) if save else None
     return Result(name, params, rows, run_dir)
+
+
+# --- issue 6 (reliability) -------------------------------------------------------------------------
+class ExperimentFailed(RuntimeError):
+    """A real experiment stopped because a child hung, exited early or was killed by something else;
+    the one-line message names the experiment and what happened. Nothing of the run is stored."""
+
+
+def _remove_stale_cgroups() -> None:
+    """The janitor, at the start of every real experiment: memory groups named by mmlab whose creator
+    died (e.g. a notebook kernel SIGKILLed mid-experiment) are emptied and removed, and named on stderr."""
+    import os
+    import sys
+
+    from .. import cgroup
+
+    if not any(os.access(h.parent, os.W_OK) for h in cgroup.candidate_parents()):
+        return  # unprivileged without a delegated subtree: nothing here is ours to remove
+    removed = cgroup.remove_stale()
+    if removed:
+        print(f"mmlab: removed {len(removed)} stale memory cgroup(s) left by dead mmlab processes: "
+              + ", ".join(str(p) for p in removed), file=sys.stderr, flush=True)
+# --- end issue 6 -----------------------------------------------------------------------------------

@@ -176,5 +176,15 @@ def by_name(name: str) -> Profile:
         return Profile.load(p)
     p = Path(name)
     if p.suffix == ".json" and p.exists():
-        return Profile.load(p)
+        # --- issue 6: a profile path is confined to the project's folders (mmlab often runs as root),
+        # and a file that is not a profile is one line naming the parameter, not a traceback
+        from ..confine import inside
+
+        p = inside("profile", name)
+        try:
+            return Profile.load(p)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path",
+                             f"is not a readable profile ({type(e).__name__}: {' '.join(str(e).split())})") from None
+        # --- end issue 6
     raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")

@@ -1,0 +1,94 @@
+"""munlock-partial at small sizes: the partly populated VM_LOCKED states are what they claim, and
+munlock() neither faults anything in nor frees anything, and costs what is populated."""
+import os
+
+import pytest
+
+import mmlab
+from mmlab.experiments import munlock_partial
+
+from .conftest import mlocked_bytes, needs_root
+from .test_exp_safety import groups_of, hold_machine
+
+MiB = 1 << 20
+PAGE = 4096
+pytestmark = needs_root
+
+
+@pytest.fixture(scope="module")
+def result():
+    with hold_machine():
+        before = mlocked_bytes()
+        r = mmlab.experiment("munlock-partial", vma_bytes="32MiB,256MiB", populated_fractions="0,0.5",
+                             repeats=2, warmup=0, save=False, progress=False)
+        return r, before, mlocked_bytes()
+
+
+def rows(result, variant):
+    d = result[0].rows
+    return d[d["variant"] == variant]
+
+
+def test_onfault_populates_exactly_the_requested_fraction(result):
+    """mlock2(MLOCK_ONFAULT) populates nothing; MADV_POPULATE_WRITE then makes the fraction present."""
+    d = rows(result, "onfault")
+    assert ((d["populated_fraction"] - d["target_populated_fraction"]).abs() < 0.01).all()
+
+
+def test_populated_pages_are_mlocked_while_the_range_is_locked(result):
+    """System Mlocked rises by the populated bytes between before and the populated state."""
+    d = rows(result, "onfault")
+    rise = d["sys_mlocked_populated_bytes"] - d["sys_mlocked_before_bytes"]
+    assert ((rise - d["populated_bytes"]).abs() <= 64 * PAGE).all()
+
+
+def test_cgroup_limit_mlock_gives_up_with_eagain_part_way(result):
+    """In a v1 memory group with oom_kill_disable 1, mlock() returns EAGAIN having populated up to the limit."""
+    d = rows(result, "cgroup-limit")
+    assert len(d) and (d["lock_errno"] == "EAGAIN").all()
+    assert ((d["populated_fraction"] > 0.2) & (d["populated_fraction"] < 0.9)).all()
+    assert (d["populated_bytes"] <= d["cgroup_limit_bytes"]).all()
+
+
+def test_munlock_faults_nothing_in_and_frees_nothing(result):
+    """After munlock() the resident pages are exactly the populated ones: no unreached page was faulted
+    in (the 2.6.31 behaviour) and none was freed."""
+    d = result[0].rows
+    assert (d["resident_after_munlock_bytes"] == d["populated_bytes"]).all()
+
+
+def test_munlock_unlocks_every_populated_page(result):
+    """System Mlocked after munlock() is back where it was before the range was locked."""
+    d = result[0].rows
+    assert ((d["sys_mlocked_after_bytes"] - d["sys_mlocked_before_bytes"]).abs() <= 64 * PAGE).all()
+
+
+def test_munlock_of_an_untouched_range_is_cheap_whatever_its_size(result):
+    """munlock() of a VM_LOCKED range with nothing populated takes well under a millisecond at 32 MiB and 256 MiB."""
+    d = rows(result, "onfault")
+    assert (d.loc[d["populated_bytes"] == 0, "munlock_s"] < 1e-3).all()
+
+
+def test_munlock_cost_follows_the_populated_pages(result):
+    """With half populated, the 256 MiB range (8x the pages) takes over 3x as long as the 32 MiB one."""
+    d = rows(result, "onfault")
+    half = d[d["target_populated_fraction"] == 0.5].groupby("vma_bytes")["munlock_s"].median()
+    assert half[256 * MiB] > 3 * half[32 * MiB]
+
+
+def test_nothing_is_left_behind(result):
+    _, before, after = result
+    assert abs(after - before) <= 64 * PAGE
+    assert groups_of(os.getpid()) == []
+
+
+def test_cgroup_limit_variant_is_skipped_with_the_reason_on_cgroup_v2(monkeypatch):
+    """On cgroup v2 (no oom_kill_disable) the cgroup-limit variant is skipped and the rows say why."""
+    from mmlab import cgroup
+
+    monkeypatch.setattr(munlock_partial, "hierarchy", lambda: (cgroup.Hierarchy(2, cgroup.CGROUP_ROOT), ""))
+    r = mmlab.experiment("munlock-partial", vma_bytes="4MiB", populated_fractions="0.5", repeats=1, warmup=0,
+                         save=False, progress=False)
+    assert set(r.rows["variant"]) == {"onfault"}
+    assert "oom_kill_disable" in r.rows.attrs["skipped"]["cgroup-limit"]
+    assert "skipped" in munlock_partial.findings(r.rows)
