@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -20,6 +21,10 @@ BUILD = HERE / "build"
 SIZES = [256 << 20, 1 << 30]
 REPEATS = int(os.environ.get("MMLAB_BENCH_REPEATS", "9"))
 WARMUP = 2
+# Pause before each measurement so both programs find memory in the same state: this guest hands freed
+# memory back to the host within ~0.5 s and the next first touch is 2-8x slower (MEASURING.md). Without
+# it, whichever program starts faster after the previous one exits sees warmer memory.
+SETTLE_S = float(os.environ.get("MMLAB_BENCH_SETTLE_S", "1.0"))
 
 
 def build_reference() -> Path:
@@ -56,6 +61,7 @@ def bench_mlock() -> list[dict]:
                 if rep % 2:
                     order.reverse()
                 for who, fn in order:
+                    time.sleep(SETTLE_S)
                     r = fn()
                     if rep >= WARMUP:
                         samples.setdefault((who, size), []).append(r)
@@ -70,18 +76,25 @@ def bench_mlock() -> list[dict]:
             row[f"{call}_C_ns_per_page"] = round(c, 1)
             row[f"{call}_mmlab_ns_per_page"] = round(m, 1)
             row[f"{call}_ratio"] = round(m / c, 3)
+            spread = lambda who: [s[f"{call}_ns"] / pages for s in samples[(who, size)]]  # noqa: E731
+            row[f"{call}_C_range"] = f"{min(spread('C')):.0f}-{max(spread('C')):.0f}"
+            row[f"{call}_mmlab_range"] = f"{min(spread('mmlab')):.0f}-{max(spread('mmlab')):.0f}"
         rows.append(row)
     return rows
 
 
 def main() -> int:
-    print(f"== mlock-throughput: mmlab vs C reference (median of {REPEATS} interleaved repeats, {WARMUP} warm-up) ==")
+    print(f"== mlock-throughput: mmlab vs C reference (median of {REPEATS} interleaved repeats, {WARMUP} warm-up, "
+          f"{SETTLE_S:g} s settle before each) ==")
     rows = bench_mlock()
     hdr = ["size_MiB", "mlock_C_ns_per_page", "mlock_mmlab_ns_per_page", "mlock_ratio",
            "munlock_C_ns_per_page", "munlock_mmlab_ns_per_page", "munlock_ratio"]
     print("  ".join(f"{h:>24}" for h in hdr))
     for r in rows:
         print("  ".join(f"{r[h]:>24}" for h in hdr))
+    for r in rows:
+        print(f"  {r['size_MiB']} MiB ranges (ns/page): mlock C {r['mlock_C_range']}, mmlab {r['mlock_mmlab_range']}; "
+              f"munlock C {r['munlock_C_range']}, mmlab {r['munlock_mmlab_range']}")
     worst = max(max(r["mlock_ratio"], r["munlock_ratio"]) for r in rows)
     print(f"worst ratio mmlab/C: {worst:.3f} (target <= 1.05): {'met' if worst <= 1.05 else 'NOT met'}")
     for extra in ("bench_sim.py", "report_wall.py"):

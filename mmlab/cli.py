@@ -210,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
     previous = _stop_on_sigterm()
     # --- end issue 6 --------------------------------------------------------------------------------
+    import warnings
+
+    # mmlab's own warnings (sizes dropped, run folders skipped) as one line each on stderr
+    warnings.formatwarning = lambda message, category, *_a, **_k: f"mmlab: {category.__name__}: {message}\n"
     parser = build_parser()
     try:
         args = parser.parse_args(_protect_values(sys.argv[1:] if argv is None else list(argv)))

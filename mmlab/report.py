@@ -40,5 +40,6 @@ def show_result(result) -> bool:
     if result.skipped:
         say(f"**{result.name} skipped on this machine:** {result.skipped}")
         return False
-    say(f"**{result.name}**: {len(result.rows)} rows (method = real), stored in `{result.run_dir}`.")
+    methods = ", ".join(f"{m}" for m in sorted(result.rows["method"].unique())) if "method" in result.rows else "real"
+    say(f"**{result.name}**: {len(result.rows)} rows (method = {methods}), stored in `{result.run_dir}`.")
     return True

@@ -18,6 +18,10 @@ DEFAULT_LOCK_SHARE = float(os.environ.get("MMLAB_LOCK_SHARE", "0.25"))
 CAP_IPC_LOCK = 14  # include/uapi/linux/capability.h
 
 
+class SizesDropped(UserWarning):
+    """Some requested sizes exceed RLIMIT_MEMLOCK (no CAP_IPC_LOCK) and are not run; the rest are."""
+
+
 class Skipped(Exception):
     """The experiment cannot run here; the message is the reason shown in reports."""
 
@@ -66,6 +70,12 @@ class Budget:
         if not kept:
             raise Skipped(f"without CAP_IPC_LOCK mlock is capped at RLIMIT_MEMLOCK = {format_bytes(self.rlimit_bytes)}, "
                           f"below every requested {name} ({', '.join(format_bytes(s) for s in sizes)})")
+        dropped = [s for s in sizes if s > self.rlimit_bytes]
+        if dropped:
+            import warnings
+
+            warnings.warn(f"{name} {', '.join(format_bytes(s) for s in dropped)} not run: without CAP_IPC_LOCK mlock is "
+                          f"capped at RLIMIT_MEMLOCK = {format_bytes(self.rlimit_bytes)}", SizesDropped, stacklevel=2)
         return kept
 
 

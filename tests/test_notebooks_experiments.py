@@ -12,7 +12,9 @@ pytestmark = [pytest.mark.notebook, needs_root]
 
 TINY = {
     "02-sigkill-during-mlock": ({"vma_bytes": "64MiB,2GiB", "populated_bytes": "8MiB", "repeats": 2, "warmup": 0},
-                                "follows the populated pages"),
+                                # the verdict, either way: at 8 MiB noise may decide it; the physics
+                                # itself is asserted at 128 MiB in test_exp_sigkill.py
+                                "populated pages"),
     "03-munlock-partial": ({"vma_bytes": "8MiB,32MiB", "populated_fractions": "0,0.5", "repeats": 2, "warmup": 0},
                            "per populated page"),
     "04-oom-kill": ({"limit_bytes": "64MiB", "lock_bytes": "128MiB", "bystanders": 1, "bystander_bytes": "4MiB",

@@ -61,3 +61,12 @@ def test_unknown_parameter_lists_the_known_ones():
 def test_describe_gives_defaults_with_units():
     rows = {r["name"]: r for r in Demo.describe()}
     assert rows["sizes"]["default"] == "64MiB" and rows["sizes"]["unit"] == "bytes"
+
+
+def test_sizes_above_rlimit_memlock_are_dropped_with_a_warning_naming_them():
+    """Without CAP_IPC_LOCK the kernel caps mlock at RLIMIT_MEMLOCK: larger sizes are not run, and the user is told."""
+    from mmlab.safety import Budget, SizesDropped
+
+    b = Budget(guard_bytes=1 << 30, rlimit_bytes=8 << 20, lock_share=0.25, mem_available_bytes=4 << 30)
+    with pytest.warns(SizesDropped, match="16MiB not run"):
+        assert b.check("sizes", (1 << 20, 16 << 20)) == (1 << 20,)

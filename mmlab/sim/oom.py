@@ -345,16 +345,20 @@ def simulate(p: OomParams) -> pd.DataFrame:
     for q in sim.procs:
         killed = q.kill_t is not None
         rows.append({**base_row(NAME, p), "pid": q.pid, "role": q.role, "survived": not killed,
-                     "term_signal": 9 if killed else 0,
+                     "term_signal": 9 if killed else None,
                      "start_to_kill_s": q.kill_t if killed else float("nan"),
                      "kill_to_reap_s": (q.reap_t - q.kill_t) if killed and q.reap_t is not None else float("nan"),
-                     "killed_by_pid": q.killed_by if killed else 0,
+                     "killed_by_pid": q.killed_by if killed else None,
                      "exit_pages_faulted": q.exit_pages_faulted,
                      "mlocked_bytes": sim.mlocked * PAGE_BYTES if q is sim.victim else 0,
                      "outcome": sim.outcome, "outcome_s": sim.outcome_s, "memdie_alloc": p.memdie_alloc,
                      "vma_bytes": p.vma_bytes, "free_bytes_start": p.free_bytes, "bystanders": p.bystanders,
                      "bystander_bytes": p.bystander_bytes})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # as in the real experiment: a signal number, or null for survivors
+    df["term_signal"] = df["term_signal"].astype("Int64")
+    df["killed_by_pid"] = df["killed_by_pid"].astype("Int64")
+    return df
 
 
 def timeline(p: OomParams) -> pd.DataFrame:
