@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .procfs import parse_flat_keyed
+
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
 NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # issue 6: used with fullmatch only, ASCII digits
 _seq = itertools.count()
@@ -29,19 +31,6 @@ class CgroupUnavailable(RuntimeError):
 
 def _read(path: Path) -> str:
     return path.read_text()
-
-
-def parse_flat_keyed(text: str) -> dict[str, int]:
-    """`key value` lines (memory.events, memory.oom_control, memory.stat) -> dict."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                pass
-    return out
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:

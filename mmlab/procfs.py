@@ -42,8 +42,9 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return parse_kv_kb(text)
 
 
-def parse_vmstat(text: str) -> dict[str, int]:
-    """/proc/vmstat -> {unevictable_pgs_mlocked: n, ...}."""
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """`key value` lines -> {key: int}: /proc/vmstat, and cgroup files such as memory.events,
+    memory.oom_control, memory.stat; lines of another shape are ignored."""
     out: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
@@ -53,6 +54,11 @@ def parse_vmstat(text: str) -> dict[str, int]:
             except ValueError:
                 pass
     return out
+
+
+def parse_vmstat(text: str) -> dict[str, int]:
+    """/proc/vmstat -> {unevictable_pgs_mlocked: n, ...}."""
+    return parse_flat_keyed(text)
 
 
 # Field numbers of /proc/PID/stat after the comm field (man 5 proc, 1-based: state is field 3).
