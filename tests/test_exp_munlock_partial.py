@@ -54,7 +54,9 @@ def test_munlock_faults_nothing_in_and_frees_nothing(result):
     """After munlock() the resident pages are exactly the populated ones: no unreached page was faulted
     in (the 2.6.31 behaviour) and none was freed."""
     d = result[0].rows
-    assert (d["resident_after_munlock_bytes"] == d["populated_bytes"]).all()
+    # RSS read by the parent from /proc before and after the timed munlock(): unchanged within a few pages
+    # (the child's own Python may touch a page or two between the reads)
+    assert ((d["rss_after_bytes"] - d["rss_populated_bytes"]).abs() <= 16 * PAGE).all()
 
 
 def test_munlock_unlocks_every_populated_page(result):

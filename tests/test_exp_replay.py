@@ -16,7 +16,7 @@ pytestmark = needs_root
 @pytest.fixture(scope="module")
 def rows():
     with hold_machine():
-        return mmlab.experiment("prepatch-replay", vma_bytes="32MiB", populated_fraction=0.25, repeats=2, warmup=0,
+        return mmlab.experiment("prepatch-replay", vma_bytes="32MiB", populated_fraction=0.25, repeats=2, warmup=0, settle_s=0.0,
                                 save=False, progress=False).rows
 
 
@@ -69,7 +69,7 @@ def test_with_oom_kill_disabled_the_replay_fails_with_enomem_part_way(rows):
 def test_the_write_loop_fallback_is_labelled_and_faults_every_page():
     """fault_method write-loop (the path for kernels before 5.14) is labelled so and faults in every unreached page."""
     d = mmlab.experiment("prepatch-replay", vma_bytes="8MiB", settings="free", fault_method="write-loop",
-                         modern_exit=False, repeats=1, warmup=0, save=False, progress=False).rows
+                         modern_exit=False, repeats=1, warmup=0, settle_s=0.0, save=False, progress=False).rows
     assert (d["fault_method"] == "write-loop").all()
     assert (d["pages_faulted"] == d["unreached_pages"]).all()
 

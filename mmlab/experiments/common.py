@@ -43,3 +43,25 @@ def progress_bar(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, unit="run", leave=False)
+
+
+# --- issue 4.5: memory state before a timed first touch is a controlled, recorded condition
+SETTLE_HELP = ("pause in the child right before the timed first touch so memory freed earlier is handed back to "
+               "the host (free-page reporting takes about 0.5 s; MEASURING.md cold vs warm)")
+
+
+def settle_s_field(default: float = 1.0):
+    """The `settle_s` parameter of experiments whose timed work is first-touch population."""
+    return p.seconds(default, SETTLE_HELP, 0.0, 60.0)
+
+
+def settle(seconds: float) -> None:
+    """Sleep `seconds` before a timed first touch: this KVM guest returns freed memory to the host within
+    ~0.5 s and the next first touch of it is 2-8x slower than of memory freed just before (MEASURING.md),
+    so without a pause the cost depends on what ran just before. A C reference agreed with mmlab within
+    3% only with a 1 s pause (benchmarks/run.py SETTLE_S)."""
+    if seconds > 0:
+        import time
+
+        time.sleep(seconds)
+# --- end issue 4.5

@@ -18,7 +18,7 @@ from .. import params as p
 from ..child import Child
 from ..units import PAGE_BYTES
 from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions
+from .common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
 
 MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 
@@ -27,9 +27,10 @@ MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 class MlockThroughputParams(RealParams):
     sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=4096, hi=1 << 40)
     mappings: tuple = p.choices(["anon-private"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
+    settle_s: float = settle_s_field()  # issue 4.5
 
 
-def child_main(ctx, size_bytes: int, mapping: str, file_dir: str) -> None:
+def child_main(ctx, size_bytes: int, mapping: str, file_dir: str, settle_s: float = 0.0) -> None:
     """Runs in the child: map, mlock, munlock, each timed right around the call."""
     fd = -1
     if mapping == "file-shared":
@@ -40,6 +41,7 @@ def child_main(ctx, size_bytes: int, mapping: str, file_dir: str) -> None:
     else:
         addr = libc.mmap(size_bytes)
     ctx.sync("mapped")
+    settle(settle_s)  # issue 4.5: memory handed back to the host before the timed first touch
     ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
     if mapping == "anon-onfault":
@@ -60,11 +62,11 @@ def child_main(ctx, size_bytes: int, mapping: str, file_dir: str) -> None:
         os.close(fd)
 
 
-def measure_one(size_bytes: int, mapping: str, timeout_s: float) -> dict:
+def measure_one(size_bytes: int, mapping: str, timeout_s: float, settle_s: float = 0.0) -> dict:
     """One child, one mlock/munlock pair; returns the row's measurements."""
     row: dict = {}
     with Child("mmlab.experiments.mlock_throughput:child_main", timeout_s=timeout_s,
-               size_bytes=size_bytes, mapping=mapping, file_dir=tempfile.gettempdir()) as c:
+               size_bytes=size_bytes, mapping=mapping, file_dir=tempfile.gettempdir(), settle_s=settle_s) as c:
         c.expect("mapped")
         row.update(counters("before", c.pid))
         c.reply()
@@ -91,11 +93,11 @@ def run(params: MlockThroughputParams, progress: bool = True):
     with progress_bar(len(points) * (params.warmup + params.repeats), "mlock-throughput", progress) as bar:
         for rep, warm in repetitions(params):
             for seq, (size_bytes, mapping) in enumerate(points):
-                m = measure_one(size_bytes, mapping, params.timeout_s)
+                m = measure_one(size_bytes, mapping, params.timeout_s, params.settle_s)
                 pages = size_bytes // PAGE_BYTES
                 rows.append({
                     "experiment": "mlock-throughput", "method": "real", "mapping": mapping,
-                    "size_bytes": size_bytes, "pages": pages, "repeat": rep, "warmup": warm, "order": seq,
+                    "size_bytes": size_bytes, "pages": pages, "repeat": rep, "warmup": warm, "order": seq, "settle_s": params.settle_s,
                     "mlock_s": m["mlock_ns"] / 1e9, "munlock_s": m["munlock_ns"] / 1e9,
                     "mlock_ns_per_page": m["mlock_ns"] / pages, "munlock_ns_per_page": m["munlock_ns"] / pages,
                     **{k: v for k, v in m.items() if k not in ("mlock_ns", "munlock_ns")},

@@ -28,7 +28,7 @@ from .. import params as p
 from ..child import Child, ChildDied
 from ..units import PAGE_BYTES
 from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions
+from .common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
 from .cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
                         resident_bytes, term_signal)
 
@@ -47,6 +47,7 @@ class ReplayParams(RealParams):
     headroom_fraction: float = p.real(0.5, "cgroup settings: the limit leaves room for this fraction of the unreached pages", 0.0, 0.99)
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
+    settle_s: float = settle_s_field()  # issue 4.5: before the replay's timed fault-in
 
 
 def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
@@ -58,7 +59,8 @@ def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
     return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
 
 
-def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool) -> None:
+def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
+               settle_s: float = 0.0) -> None:
     """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")  # the parent moves a cgroup child into its group now
@@ -70,6 +72,7 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     rest = vma_bytes - populated_bytes
     if fault_method == "auto":  # MADV_POPULATE_WRITE exists from 5.14 (populate() still falls back on EINVAL)
         fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
+    settle(settle_s)  # issue 4.5: the twin's freed memory handed back to the host before the timed fault-in
     ctx.send("replaying", t_ns=time.monotonic_ns(), fault_method=fault_method)
     ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
@@ -96,7 +99,8 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
               group: cgroup.MemoryCgroup | None, row: dict) -> Child:
     """Start a child and bring it to the cut-short state; counters before and at the cut go in row."""
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
-                                  fault_method=params.fault_method, replay=replay))
+                                  fault_method=params.fault_method, replay=replay,
+                                  settle_s=params.settle_s if replay else 0.0))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -194,6 +198,7 @@ def run(params: ReplayParams, progress: bool = True):
                 faulted = max(0, m.get("present_after_fault_bytes", m["populated_bytes"]) - m["populated_bytes"])
                 rows.append({"experiment": NAME, "method": "replay", "vma_bytes": vma, "vma_pages": vma // PAGE_BYTES,
                              "target_populated_bytes": populated, "repeat": rep, "warmup": warm, "order": seq,
+                             "settle_s": params.settle_s, "headroom_fraction": params.headroom_fraction,
                              **m, "unreached_pages": unreached,
                              "pages_faulted": faulted // PAGE_BYTES if "present_after_fault_bytes" in m else float("nan"),
                              "bytes_allocated": (m["rss_faulted_bytes"] - m["rss_cut_bytes"]) if "rss_faulted_bytes" in m else float("nan"),

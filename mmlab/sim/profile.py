@@ -25,10 +25,10 @@ OPS: dict[str, tuple[str, str]] = {
     "munlock_present_ns": ("ns/page", "munlock of a present mlocked page (munlock() of a populated range)"),
     "walk_absent_ns": ("ns/page", "follow_page of one absent address: a page-table walk finding nothing"),
     "pte_none_ns": ("ns/page", "stepping over one pte_none entry in a pte walk"),
-    "empty_table_ns": ("ns/table", "skipping one empty 2 MiB page table in walk_page_range"),
+    "empty_table_ns": ("ns/table", "stepping over one pmd_none entry (2 MiB with no page table) in walk_page_range; a pud_none entry skips 1 GiB for nothing"),
     "zap_present_ns": ("ns/page", "unmap and free one present (munlocked) page at exit or munmap"),
     "reclaim_ns": ("ns/page", "making one page free under memory pressure (reclaim, swap-out)"),
-    "munlock_call_s": ("s", "fixed cost of one munlock() system call"),
+    "munlock_call_s": ("s", "fixed cost of one munlock() call as timed by the experiment (syscall, mlock_fixup, lru_add_drain, ctypes)"),
     "exit_base_s": ("s", "fixed cost from SIGKILL to reap of a small process"),
 }
 

@@ -52,8 +52,10 @@ def populated_after(profile: Profile, vma_pages: int, free_pages: int, t_s: floa
 
 
 def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None = None, kill_after_s: float = 0.0,
-        mapping: str = "anon-private", writable: bool = True, free_pages: int | None = None) -> dict:
-    """The physics of one point, as a flat dict (fast enough for 10,000-point sweeps)."""
+        mapping: str = "anon-private", writable: bool = True, free_pages: int | None = None,
+        room_pages: int | None = None) -> dict:
+    """The physics of one point, as a flat dict (fast enough for 10,000-point sweeps). `room_pages`: what
+    a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there."""
     anon, shared = mapping.startswith("anon"), mapping.endswith("shared")
     free_pages = profile.free_bytes // PAGE_BYTES if free_pages is None else free_pages
     per_page_ns = profile["populate_mlock_ns"] if anon else profile["file_fault_ns"]
@@ -63,7 +65,7 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
         over = max(0, populated_pages - free_pages) if anon else 0
         mlock_s = (populated_pages * per_page_ns + over * profile["reclaim_ns"]) * 1e-9
     vma = Vma.prefix(vma_pages, populated_pages, State.LOCKED, anon=anon, writable=writable, shared=shared)
-    munlock, unmap = exit_mmap(era, vma)
+    munlock, unmap = exit_mmap(era, vma, None if room_pages is None else max(0, room_pages))
     # allocations at exit beyond what is still free each need a page reclaimed first
     reclaimed = max(0, munlock.allocated - max(0, free_pages - (populated_pages if anon else 0)))
     munlock.counts["reclaim_ns"] += reclaimed

@@ -88,14 +88,32 @@ def latest_munlock_partial(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                        f"munlock-partial.munlock_s: sim {LATEST.name} / real")
 
 
+def replay_room_pages(r: pd.Series) -> int | None:
+    """Pages a cgroup setting's limit let the replay allocate: `pages_faulted` where the replay reported
+    it (ENOMEM), else headroom_fraction x unreached (the limit the experiment set; an OOM-killed replay
+    reports nothing); None for `free` (no group)."""
+    if not isinstance(r.get("setting"), str) or r["setting"] == "free":
+        return None
+    if pd.notna(r.get("pages_faulted")):
+        return int(r["pages_faulted"])
+    frac = r.get("headroom_fraction")
+    frac = 0.5 if frac is None or pd.isna(frac) else float(frac)  # ReplayParams default, for rows older than the column
+    return int(frac * float(r["unreached_pages"]))
+
+
 def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """`prepatch-replay` replay_s (fault the unreached pages, munlock, unmap: in-process, no exit) against the
-    simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost)."""
+    simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
+    In the cgroup settings the simulated pass stops where the group's limit stopped the replay
+    (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
+    includes the process-exit base cost (exit_s)."""
     era = era_for("2.6.31")
 
     def sim(r: pd.Series):
-        row = sigkill.run(era, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]))
-        return row["exit_mm_s"], row["exit_mm_s_lo"], row["exit_mm_s_hi"]
+        row = sigkill.run(era, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
+                          room_pages=replay_room_pages(r))
+        key = "exit_s" if r.get("outcome") == "oom-killed" else "exit_mm_s"
+        return row[key], row[f"{key}_lo"], row[f"{key}_hi"]
     return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
                        "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
 
