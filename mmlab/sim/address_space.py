@@ -31,8 +31,30 @@ class Run:
         return self.start + self.pages
 
 
+class _Counts:
+    """Counts every address-space shape derives from `pages` and `count(state)`."""
+
+    pages: int
+
+    def count(self, state: State) -> int:
+        raise NotImplementedError
+
+    @property
+    def present(self) -> int:
+        """Pages with a pte (PRESENT or LOCKED)."""
+        return self.pages - self.absent
+
+    @property
+    def absent(self) -> int:
+        return self.count(State.ABSENT)
+
+    def tables(self) -> int:
+        """Page tables (2 MiB blocks) the VMA spans; assumes a 2 MiB-aligned start."""
+        return -(-self.pages // PTRS_PER_PTE)
+
+
 @dataclasses.dataclass(frozen=True)
-class Vma:
+class Vma(_Counts):
     """One VMA: its size in pages, its flags and its runs (sorted, contiguous, covering it)."""
 
     pages: int
@@ -54,34 +76,8 @@ class Vma:
         runs = tuple(r for r in (Run(0, populated, state), Run(populated, pages - populated, State.ABSENT)) if r.pages)
         return cls(pages=pages, runs=runs, **flags)
 
-    @classmethod
-    def strided(cls, pages: int, every: int, state: State = State.LOCKED, **flags) -> "Vma":
-        """One present page in every `every` (e.g. 2 = every other page): a sparse population
-        that leaves page tables allocated but mostly pte_none. Built as runs, so still O(pages/every)."""
-        runs, p = [], 0
-        while p < pages:
-            runs.append(Run(p, 1, state))
-            gap = min(every - 1, pages - p - 1)
-            if gap:
-                runs.append(Run(p + 1, gap, State.ABSENT))
-            p += every
-        return cls(pages=pages, runs=tuple(runs), **flags)
-
     def count(self, state: State) -> int:
         return sum(r.pages for r in self.runs if r.state is state)
-
-    @property
-    def present(self) -> int:
-        """Pages with a pte (PRESENT or LOCKED)."""
-        return self.pages - self.count(State.ABSENT)
-
-    @property
-    def absent(self) -> int:
-        return self.count(State.ABSENT)
-
-    def tables(self) -> int:
-        """Page tables (2 MiB blocks) the VMA spans; assumes a 2 MiB-aligned start."""
-        return -(-self.pages // PTRS_PER_PTE)
 
     def populated_tables(self) -> int:
         """Page tables holding at least one present pte: blocks touched by a non-absent run."""
@@ -118,7 +114,7 @@ class Vma:
 
 
 @dataclasses.dataclass(frozen=True)
-class Strided:
+class Strided(_Counts):
     """One present page in every `every` pages, counted in closed form (no runs), so a sparse 1 TiB
     range is as cheap as a small one. Same counting interface as Vma."""
 
@@ -135,17 +131,6 @@ class Strided:
         if state is State.ABSENT:
             return self.pages - n
         return n if state is self.state else 0
-
-    @property
-    def present(self) -> int:
-        return self.pages - self.absent
-
-    @property
-    def absent(self) -> int:
-        return self.count(State.ABSENT)
-
-    def tables(self) -> int:
-        return -(-self.pages // PTRS_PER_PTE)
 
     def populated_tables(self) -> int:
         n = self.present
