@@ -7,8 +7,8 @@ import pytest
 import mmlab
 from mmlab.experiments import munlock_partial
 
-from .conftest import mlocked_bytes, needs_root
-from .test_exp_safety import groups_of, hold_machine
+from .conftest import needs_root
+from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
 PAGE = 4096
@@ -17,11 +17,7 @@ pytestmark = needs_root
 
 @pytest.fixture(scope="module")
 def result():
-    with hold_machine():
-        before = mlocked_bytes()
-        r = mmlab.experiment("munlock-partial", vma_bytes="32MiB,256MiB", populated_fractions="0,0.5",
-                             repeats=2, warmup=0, save=False, progress=False)
-        return r, before, mlocked_bytes()
+    return run_between_counts("munlock-partial", vma_bytes="32MiB,256MiB", populated_fractions="0,0.5", repeats=2, warmup=0)
 
 
 def rows(result, variant):

@@ -11,8 +11,8 @@ import mmlab
 from mmlab.experiments import oom_kill
 from mmlab.params import ParamError
 
-from .conftest import mlocked_bytes, needs_root
-from .test_exp_safety import groups_of, hold_machine
+from .conftest import needs_root
+from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
 pytestmark = needs_root
@@ -20,11 +20,7 @@ pytestmark = needs_root
 
 @pytest.fixture(scope="module")
 def result():
-    with hold_machine():
-        before = mlocked_bytes()
-        r = mmlab.experiment("oom-kill", limit_bytes="64MiB", lock_bytes="256MiB", bystanders=2, bystander_bytes="4MiB",
-                             repeats=2, warmup=0, save=False, progress=False)
-        return r, before, mlocked_bytes()
+    return run_between_counts("oom-kill", limit_bytes="64MiB", lock_bytes="256MiB", bystanders=2, bystander_bytes="4MiB", repeats=2, warmup=0)
 
 
 def role(result, name):

@@ -46,6 +46,19 @@ def hold_machine():
     return machine_lock.hold()
 
 
+def run_between_counts(name: str, **params):
+    """Run a real experiment (not stored) under the machine lock; (result, system Mlocked before, after),
+    so a test can check nothing stayed locked."""
+    import mmlab
+
+    from .conftest import mlocked_bytes
+
+    with hold_machine():
+        before = mlocked_bytes()
+        result = mmlab.experiment(name, save=False, progress=False, **params)
+        return result, before, mlocked_bytes()
+
+
 @pytest.fixture
 def quiet_machine():
     with hold_machine():

@@ -11,8 +11,8 @@ import mmlab
 from mmlab.experiments.sigkill_during_mlock import exit_ratio
 from mmlab.params import ParamError
 
-from .conftest import mlocked_bytes, needs_root
-from .test_exp_safety import groups_of, hold_machine
+from .conftest import needs_root
+from .test_exp_safety import groups_of, run_between_counts
 
 MiB, GiB = 1 << 20, 1 << 30
 pytestmark = needs_root
@@ -20,11 +20,7 @@ pytestmark = needs_root
 
 @pytest.fixture(scope="module")
 def result():
-    with hold_machine():
-        before = mlocked_bytes()
-        r = mmlab.experiment("sigkill-during-mlock", vma_bytes="256MiB,4GiB", populated_bytes="8MiB,128MiB",
-                             repeats=3, warmup=1, save=False, progress=False)
-        return r, before, mlocked_bytes()
+    return run_between_counts("sigkill-during-mlock", vma_bytes="256MiB,4GiB", populated_bytes="8MiB,128MiB", repeats=3, warmup=1)
 
 
 def measured(r):
