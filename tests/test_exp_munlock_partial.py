@@ -90,3 +90,12 @@ def test_cgroup_limit_variant_is_skipped_with_the_reason_on_cgroup_v2(monkeypatc
     assert set(r.rows["variant"]) == {"onfault"}
     assert "oom_kill_disable" in r.rows.attrs["skipped"]["cgroup-limit"]
     assert "skipped" in munlock_partial.findings(r.rows)
+
+
+def test_warming_calls_leave_the_range_locked_for_the_timed_munlock(result):
+    """The zero-length munlock() calls before the timed one are no-ops: with half the range populated the
+    timed call still has every populated page to munlock, so it costs far more than one of them."""
+    d = rows(result, "onfault")
+    half = d[d["target_populated_fraction"] == 0.5]
+    assert len(half) and (half["munlock_null_s"] > 0).all()
+    assert (half["munlock_s"] > 20 * half["munlock_null_s"]).all()
