@@ -40,6 +40,12 @@ def test_the_victim_is_killed_by_sigkill(result):
     assert (v["start_to_kill_s"] > 0).all() and (v["kill_to_reap_s"] > 0).all()
 
 
+def test_the_limit_is_hit_before_the_kill_and_after_mlock_began(result):
+    """The group's failed-charge count rises before its oom_kill count: 0 < limit_to_kill < start_to_kill."""
+    v = role(result, "victim")
+    assert ((v["limit_to_kill_s"] > 0) & (v["limit_to_kill_s"] < v["start_to_kill_s"])).all()
+
+
 def test_the_victim_died_at_the_groups_limit(result):
     """The victim had populated more than half the limit and not more than it: mlock was stopped by the limit."""
     v = role(result, "victim")

@@ -8,7 +8,7 @@ from mmlab.sim.profile import Profile, desktop_2009, reference
 
 PAGE = 4096
 TRUE = {"populate_mlock_ns": 900.0, "munlock_present_ns": 120.0, "zap_present_ns": 200.0,
-        "exit_base_s": 0.002, "empty_table_ns": 40.0, "munlock_call_s": 6e-6}
+        "exit_base_s": 0.002, "empty_table_ns": 40.0, "munlock_call_s": 6e-6, "oom_kill_s": 0.003}
 REPLAY_FAULT_NS = 1500.0  # the replay's own per-page cost: calibration must not use it (validation rows)
 
 
@@ -18,6 +18,10 @@ def synthetic(seed=1, noise=0.03):
     jit = lambda: 1 + noise * rng.standard_normal()  # noqa: E731
     rows = []
     for rep in range(6):
+        rows.append({"experiment": "oom-kill", "method": "real", "role": "victim", "warmup": rep == 0,
+                     "limit_to_kill_s": TRUE["oom_kill_s"] * jit() * (5 if rep == 0 else 1)})
+        rows.append({"experiment": "oom-kill", "method": "real", "role": "bystander", "warmup": rep == 0,
+                     "limit_to_kill_s": float("nan")})
         for size in (64 << 20, 256 << 20, (1 << 30) - (2 << 20)):
             p = size // PAGE
             rows.append({"experiment": "mlock-throughput", "method": "real", "mapping": "anon-private", "warmup": rep == 0,
@@ -111,3 +115,18 @@ def test_main_calibrate_with_an_empty_store_saves_the_prior_to_the_given_path(tm
     prof, path = __import__("mmlab.sim.calibrate", fromlist=["x"]).main_calibrate(tmp_path / "host.json")
     assert path.exists() and Profile.load(path).costs == prof.costs
     assert "fault_zero_ns" in capsys.readouterr().out
+
+
+def test_a_profile_saved_before_a_cost_existed_takes_it_from_the_reference(tmp_path):
+    """A host profile written by an older mmlab (no oom_kill_s) still loads; the missing cost is the
+    reference's and its source says so."""
+    import json
+
+    d = desktop_2009().to_dict()
+    d["name"] = "host-old"
+    del d["costs"]["oom_kill_s"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d))
+    old = Profile.load(path)
+    assert old["oom_kill_s"] == reference()["oom_kill_s"]
+    assert old.costs["oom_kill_s"].source.startswith("prior (reference, not in this file)")

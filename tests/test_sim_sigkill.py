@@ -88,3 +88,27 @@ def test_bad_size_is_a_clear_error():
     """A size that does not parse is rejected with the allowed range."""
     with pytest.raises(ParamError, match="parameter vma_bytes.*allowed"):
         row(vma_bytes="lots")
+
+
+def _exit_at_limit(kernel, oom_kill):
+    from mmlab.sim import eras, profile, sigkill
+
+    return sigkill.run(eras.era_for(kernel), profile.reference(), 16384, 4096, room_pages=6144, oom_kill=oom_kill)
+
+
+def test_2631_exit_stopped_by_a_cgroup_limit_with_the_oom_killer_pays_one_oom_kill():
+    """2.6.31 at a memory cgroup's limit: the pass faults the room and stops; with default OOM handling
+    the group's OOM killer runs once, costing oom_kill_s more than the same exit failing with ENOMEM."""
+    from mmlab.sim import profile
+
+    enomem, killed = _exit_at_limit("2.6.31", False), _exit_at_limit("2.6.31", True)
+    assert enomem["exit_pages_faulted"] == killed["exit_pages_faulted"] == 6144
+    assert (enomem["exit_oom_kills"], killed["exit_oom_kills"]) == (0, 1)
+    assert killed["exit_s"] - enomem["exit_s"] == pytest.approx(profile.reference()["oom_kill_s"])
+
+
+@pytest.mark.parametrize("kernel", ["2.6.32", "6.18"])
+def test_later_eras_never_reach_the_limit_at_exit(kernel):
+    """2.6.32+ allocate nothing at exit, so a limit never stops them and no OOM kill is priced."""
+    r = _exit_at_limit(kernel, True)
+    assert r["exit_pages_faulted"] == 0 and r["exit_oom_kills"] == 0

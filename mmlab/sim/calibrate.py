@@ -6,6 +6,7 @@ What comes from where (real column names of the issue-3 experiments):
   and fault_zero_ns = mlock_ns_per_page too: mlock populates through __get_user_pages -> faultin_page, the
   write fault the pre-patch munlock took (mlock_folio on top is small: MADV_POPULATE_WRITE measured 1206
   ns/page against mlock's 1137 on the reference machine);
+- oom-kill: oom_kill_s = the victim's limit_to_kill_s (first failed charge at the limit to the kill);
 - sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock) -> exit_base_s, zap_present_ns;
 - munlock-partial, rows populated at most SMALL_FRACTION: munlock_s = munlock_call_s + empty PMD entries
   walked x empty_table_ns + present x munlock (eras.empty_pmds_walked).
@@ -130,6 +131,11 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
             per, mun = got["_exit_per_page_ns"], costs["munlock_present_ns"]
             put("zap_present_ns", Cost(max(0.0, per.value - mun.value), max(0.0, per.lo - mun.hi),
                                        max(0.0, per.hi - mun.lo, per.value - mun.value), per.source + " less munlock_present_ns"))
+
+    ok = _rows(df, "oom-kill")
+    if "limit_to_kill_s" in ok:
+        put("oom_kill_s", _cost(ok["limit_to_kill_s"], "oom-kill victim limit_to_kill_s (first failed charge at the "
+                                "group's limit to the oom_kill count rising)"))
 
     mp = _rows(df, "munlock-partial")
     if len(mp):

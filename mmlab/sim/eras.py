@@ -26,6 +26,7 @@ class Work:
     allocated: int = 0  # of which newly allocated (zeroed or copied) pages
     munlocked: int = 0  # mlocked pages munlocked
     zero_page: int = 0  # addresses answered with ZERO_PAGE (no fault, no allocation)
+    limit_hit: bool = False  # an allocation failed at a memory cgroup's limit (room_pages ran out)
 
     def __iadd__(self, other: "Work") -> "Work":
         self.counts.update(other.counts)
@@ -33,6 +34,7 @@ class Work:
         self.allocated += other.allocated
         self.munlocked += other.munlocked
         self.zero_page += other.zero_page
+        self.limit_hit = self.limit_hit or other.limit_hit
         return self
 
 
@@ -74,6 +76,7 @@ class GupFaultMunlock:
             w.counts[key] += room_pages
             w.faulted += room_pages
             w.allocated += room_pages
+            w.limit_hit = True
         elif vma.anon and not vma.shared:
             w.counts["fault_zero_ns"] += absent
             w.faulted += absent

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 
 import pandas as pd
 
@@ -53,9 +54,11 @@ def populated_after(profile: Profile, vma_pages: int, free_pages: int, t_s: floa
 
 def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None = None, kill_after_s: float = 0.0,
         mapping: str = "anon-private", writable: bool = True, free_pages: int | None = None,
-        room_pages: int | None = None) -> dict:
+        room_pages: int | None = None, oom_kill: bool = False) -> dict:
     """The physics of one point, as a flat dict (fast enough for 10,000-point sweeps). `room_pages`: what
-    a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there."""
+    a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there.
+    `oom_kill`: a pass stopped by the limit invokes the group's OOM killer (default OOM handling), whose
+    own time (`oom_kill_s`: reclaim retries, selection, report) comes before the reap."""
     anon, shared = mapping.startswith("anon"), mapping.endswith("shared")
     free_pages = profile.free_bytes // PAGE_BYTES if free_pages is None else free_pages
     per_page_ns = profile["populate_mlock_ns"] if anon else profile["file_fault_ns"]
@@ -71,8 +74,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     munlock.counts["reclaim_ns"] += reclaimed
     pass_s = profile.price(munlock.counts)
     mm_s = profile.price(munlock.counts + unmap.counts)
-    base = profile.costs["exit_base_s"]
-    exit_s = (mm_s[0] + base.value, mm_s[1] + base.lo, mm_s[2] + base.hi)
+    fixed = Counter(exit_base_s=1, oom_kill_s=int(oom_kill and munlock.limit_hit))
+    exit_s = tuple(m + f for m, f in zip(mm_s, profile.price(fixed)))
     return {
         "vma_bytes": vma_pages * PAGE_BYTES, "populated_bytes": populated_pages * PAGE_BYTES,
         "mapping": mapping, "writable": writable, "unreached_pages": vma_pages - populated_pages,
@@ -83,7 +86,7 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
         "munlock_pass_s": pass_s[0],
         "exit_pages_faulted": munlock.faulted, "exit_bytes_allocated": munlock.allocated * PAGE_BYTES,
         "exit_pages_munlocked": munlock.munlocked + unmap.munlocked, "exit_pages_zero_page": munlock.zero_page,
-        "exit_pages_reclaimed": reclaimed,
+        "exit_pages_reclaimed": reclaimed, "exit_oom_kills": fixed["oom_kill_s"],
     }
 
 

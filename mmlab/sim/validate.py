@@ -106,13 +106,14 @@ def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
     In the cgroup settings the simulated pass stops where the group's limit stopped the replay
     (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
-    includes the process-exit base cost (exit_s)."""
+    includes the group's OOM kill (oom_kill_s) and the process-exit base cost (exit_s)."""
     era = era_for("2.6.31")
 
     def sim(r: pd.Series):
+        killed = r.get("outcome") == "oom-killed"
         row = sigkill.run(era, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
-                          room_pages=replay_room_pages(r))
-        key = "exit_s" if r.get("outcome") == "oom-killed" else "exit_mm_s"
+                          room_pages=replay_room_pages(r), oom_kill=killed)
+        key = "exit_s" if killed else "exit_mm_s"
         return row[key], row[f"{key}_lo"], row[f"{key}_hi"]
     return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
                        "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
