@@ -3,9 +3,10 @@
 On 2.6.31, exit_mmap() munlocked every VM_LOCKED VMA with write-GUP, faulting in (allocating and zeroing)
 every page mlock never reached, then unmapped (kernel-history 1-2, 408e82b78bcc). The child here cuts mlock
 short at `populated_fraction` (mlock2 MLOCK_ONFAULT, then MADV_POPULATE_WRITE of the reached prefix), then
-replays that exit: MADV_POPULATE_WRITE over the unreached pages, which goes through get_user_pages ->
-faultin_page like the old munlock did (5.14+; on EINVAL, older kernels, a user-space write loop,
-labelled `fault_method = write-loop`), then munlock() and munmap(). Every row is `method = replay`.
+replays that exit: munlock() (the old pass cleared VM_LOCKED first, so the pages it faulted were never
+mlocked), MADV_POPULATE_WRITE over the unreached pages, which goes through get_user_pages -> faultin_page
+like the old munlock did (5.14+; on EINVAL, older kernels, a user-space write loop, labelled
+`fault_method = write-loop`), then munmap(). Every row is `method = replay`.
 
 `setting` says where it runs:
 - `free`: no memory cgroup: the replay's cost on free memory.
@@ -74,25 +75,28 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
         fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
     settle(settle_s)  # issue 4.5: the twin's freed memory handed back to the host before the timed fault-in
     ctx.send("replaying", t_ns=time.monotonic_ns(), fault_method=fault_method)
-    ru0 = libc.getrusage()
+    # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
+    # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
+    # would mlock each new page and munlock it again, work the old exit did not do.
     t0 = time.monotonic_ns()
+    libc.munlock(addr, vma_bytes)
+    t1 = time.monotonic_ns()
+    ru0 = libc.getrusage()
     err = None
     method = fault_method
     try:
         method = populate(addr + populated_bytes, rest, fault_method)
     except OSError as e:
         err = e.errno
-    t1 = time.monotonic_ns()
+    t2 = time.monotonic_ns()
     ru1 = libc.getrusage()
-    ctx.sync("faulted", fault_ns=t1 - t0, fault_errno=errno_name(err), fault_method=method,
+    ctx.sync("faulted", fault_ns=t2 - t1, fault_errno=errno_name(err), fault_method=method,
              minflt=ru1.ru_minflt - ru0.ru_minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)
-    t2 = time.monotonic_ns()
-    libc.munlock(addr, vma_bytes)
     t3 = time.monotonic_ns()
     libc.munmap(addr, vma_bytes)
     t4 = time.monotonic_ns()
-    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t3 - t2, munmap_ns=t4 - t3)
+    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t1 - t0, munmap_ns=t4 - t3)
 
 
 def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,

@@ -104,7 +104,8 @@ def fit_munlock_call(d: pd.DataFrame) -> np.ndarray:
 def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: str = "host") -> Profile:
     """A profile fitted from real rows; costs the rows cannot tell keep `prior`'s (default: reference)."""
     prior = prior or reference()
-    costs = {k: dataclasses.replace(c, source=f"prior ({prior.name}): {c.source}") for k, c in prior.costs.items()}
+    costs = {k: c if c.source.startswith("prior (") else dataclasses.replace(c, source=f"prior ({prior.name}): {c.source}")
+             for k, c in prior.costs.items()}  # a cost already from a prior says so once, not once per refit
     fitted: list[str] = []
 
     def put(key: str, cost: Cost | None) -> None:

@@ -102,7 +102,7 @@ def replay_room_pages(r: pd.Series) -> int | None:
 
 
 def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """`prepatch-replay` replay_s (fault the unreached pages, munlock, unmap: in-process, no exit) against the
+    """`prepatch-replay` replay_s (munlock, fault the unreached pages, unmap: in-process, no exit) against the
     simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
     In the cgroup settings the simulated pass stops where the group's limit stopped the replay
     (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
