@@ -11,8 +11,9 @@ Two ways to get there, as `variant`:
   `under_oom 1` or the child's report (MEASURING.md). cgroup v2 has no oom_kill_disable (an mlock over
   memory.max is OOM-killed, not failed), so there this variant is skipped with that reason.
 Then munlock() of the whole VMA is timed, right after a few zero-length munlock() calls that wake the CPU
-and warm the syscall path (each one's time is kept as `munlock_null_s`, the harness floor). 2.6.31 faulted in every absent page here; 5.18+ walks only
-populated page tables (34b6792380ce), so the cost should follow the populated pages (kernel-history 2, 5).
+and warm the syscall path (the last one's time is kept as `munlock_null_s`, the harness floor). 2.6.31
+faulted in every absent page here; 5.18+ walks only populated page tables (34b6792380ce), so the cost
+should follow the populated pages (kernel-history 2, 5).
 """
 from __future__ import annotations
 

@@ -78,10 +78,10 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
     # would mlock each new page and munlock it again, work the old exit did not do.
+    ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     t1 = time.monotonic_ns()
-    ru0 = libc.getrusage()
     err = None
     method = fault_method
     try:
@@ -221,7 +221,7 @@ def run(params: ReplayParams, progress: bool = True):
 
 EXPERIMENT = Experiment(
     name=NAME,
-    description="replay the pre-patch exit (fault in every unreached page, munlock, munmap) after an mlock cut short",
+    description="replay the pre-patch exit (munlock, fault in every unreached page, munmap) after an mlock cut short",
     Params=ReplayParams,
     run=run,
     cgroup_optional=True,
