@@ -35,6 +35,35 @@ def parse_cpu_model(cpuinfo: str) -> str:
     return platform.processor() or "unknown"
 
 
+DAMON_ADMIN = Path("/sys/kernel/mm/damon/admin/kdamonds")
+
+
+def damon(admin: Path = DAMON_ADMIN) -> str:
+    """Running DAMON monitors and what their schemes do, e.g. `on: paddr pageout`: a kdamond samples and
+    may page out memory behind an experiment's back (here one pages out cold non-anonymous memory every
+    0.5 s sample). `off`, or `unavailable` without DAMON's sysfs interface."""
+    if not admin.is_dir():
+        return "unavailable"
+    running = []
+    for kd in sorted(admin.glob("[0-9]*")):
+        if _read(kd / "state") != "on":
+            continue
+        for ctx in sorted((kd / "contexts").glob("[0-9]*")):
+            actions = sorted({_read(s / "action") for s in (ctx / "schemes").glob("[0-9]*")} - {""})
+            running.append(" ".join([_read(ctx / "operations") or "?", *actions]))
+    return "on: " + "; ".join(running) if running else "off"
+
+
+def page_reporting(params: Path = procfs.PAGE_REPORTING_DIR) -> str:
+    """Free page reporting (the guest hands free memory back to its host, whose next first touch is slow):
+    `on (order N)` with the smallest block reported, or `unavailable`."""
+    order = _read(params / "page_reporting_order")
+    if not order.isdigit():
+        return "unavailable"
+    # until a device (virtio-balloon) registers, the order is -1 read back as an unsigned int
+    return f"on (order {order})" if int(order) < 64 else "off"
+
+
 def git_commit(root: Path = paths.PROJECT_DIR) -> str | None:
     """The checked-out commit, read from .git without running git."""
     git = root / ".git"
@@ -69,6 +98,8 @@ def capture(experiments: bool = True) -> dict:
         "overcommit_memory": _read("/proc/sys/vm/overcommit_memory"),
         "thp_enabled": parse_thp(_read("/sys/kernel/mm/transparent_hugepage/enabled", "unavailable")),
         "thp_defrag": parse_thp(_read("/sys/kernel/mm/transparent_hugepage/defrag", "unavailable")),
+        "damon": damon(),
+        "page_reporting": page_reporting(),
         "rlimit_memlock_soft_bytes": soft,
         "rlimit_memlock_hard_bytes": hard,
         "cap_ipc_lock": safety.has_cap_ipc_lock(),

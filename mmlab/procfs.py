@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 PROC_ROOT = Path(os.environ.get("MMLAB_PROC_ROOT", "/proc"))
+# free page reporting's counters, where the guest kernel exports them (not mainline: this project's KVM guests)
+PAGE_REPORTING_DIR = Path(os.environ.get("MMLAB_PAGE_REPORTING_DIR", "/sys/module/page_reporting/parameters"))
 
 _KB = 1024
 
@@ -108,3 +110,13 @@ def system_counters(root: Path | None = None) -> dict[str, int]:
     m = meminfo(root)
     return {"mlocked_bytes": m.get("Mlocked", 0), "unevictable_bytes": m.get("Unevictable", 0),
             "mem_available_bytes": m.get("MemAvailable", 0)}
+
+
+def host_reported_kib(root: Path | None = None) -> int | None:
+    """KiB of free memory this guest has handed back to its host so far (free page reporting, a pass about
+    2 s after a large free; the host discards those pages and their next first touch is slow, MEASURING.md).
+    None where the kernel does not export the counter."""
+    try:
+        return int(_read((root or PAGE_REPORTING_DIR) / "reported_kib"))
+    except (OSError, ValueError):
+        return None

@@ -1,9 +1,9 @@
 """The results store: one folder per run under data/runs/, written atomically, never overwritten.
 
 A run folder holds one Parquet file per experiment (tidy rows) and `run.json` (run id, time, the
-environment, the parameters). It is written under a hidden temporary name and renamed into place, so
-a reader sees a whole run or none; an interrupted run is left as `<id>.incomplete`, which `load()`
-skips by name.
+environment, the parameters, the parts of an experiment skipped on the machine with their reasons). It
+is written under a hidden temporary name and renamed into place, so a reader sees a whole run or none;
+an interrupted run is left as `<id>.incomplete`, which `load()` skips by name.
 """
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
          runs_dir: Path | None = None, with_env: bool = True) -> pd.DataFrame:
     """All stored runs (or the chosen run ids / folders) as one tidy DataFrame, environment joined.
 
-    Corrupt or partial run folders are skipped with a warning naming them."""
+    Corrupt or partial run folders are skipped with a warning naming them. Parts of an experiment that a
+    run skipped are in `.attrs["skipped_parts"]`: {run_id: {experiment: {part: reason}}}."""
     if isinstance(runs, str):
         runs = [runs]
     if runs is None:
@@ -146,7 +147,7 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
     else:
         base = Path(runs_dir or paths.runs_dir())
         dirs = [Path(r) if Path(r).is_dir() else base / r for r in runs]
-    frames = []
+    frames, skipped = [], {}
     for d in dirs:
         try:
             meta, dfs = read_run(d)
@@ -161,12 +162,18 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
             if "experiment" not in df:
                 df["experiment"] = name
             df["run_id"] = meta.get("run_id", d.name)
+            parts = (meta.get("skipped_parts") or {}).get(name)
+            if parts:
+                skipped.setdefault(meta.get("run_id", d.name), {})[name] = dict(parts)
             for k, v in envcols.items():
                 df[k] = v
             frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["experiment", "method", "run_id"])
-    return pd.concat(frames, ignore_index=True, sort=False)
+        out = pd.DataFrame(columns=["experiment", "method", "run_id"])
+    else:
+        out = pd.concat(frames, ignore_index=True, sort=False)
+    out.attrs["skipped_parts"] = skipped
+    return out
 
 
 def runs_table(runs_dir: Path | None = None) -> pd.DataFrame:
@@ -181,5 +188,7 @@ def runs_table(runs_dir: Path | None = None) -> pd.DataFrame:
         env = meta.get("env", {})
         rows.append({"run_id": meta.get("run_id", d.name), "created_utc": meta.get("created_utc"),
                      "experiments": ",".join(meta.get("experiments", [])),
+                     "skipped_parts": "; ".join(f"{exp} {part}: {why}" for exp, parts in
+                                                (meta.get("skipped_parts") or {}).items() for part, why in parts.items()),
                      "kernel_release": env.get("kernel_release"), "host_tag": env.get("host_tag")})
     return pd.DataFrame(rows)

@@ -80,16 +80,22 @@ def test_nothing_is_left_behind(result):
     assert groups_of(os.getpid()) == []
 
 
-def test_cgroup_limit_variant_is_skipped_with_the_reason_on_cgroup_v2(monkeypatch):
-    """On cgroup v2 (no oom_kill_disable) the cgroup-limit variant is skipped and the rows say why."""
-    from mmlab import cgroup
+def test_cgroup_limit_variant_is_skipped_with_the_reason_on_cgroup_v2(monkeypatch, isolated_store):
+    """On cgroup v2 (no oom_kill_disable) the cgroup-limit variant is skipped and the rows say why; the
+    stored run keeps the reason (Parquet drops DataFrame.attrs, so it travels in run.json)."""
+    from mmlab import cgroup, store
 
     monkeypatch.setattr(munlock_partial, "hierarchy", lambda: (cgroup.Hierarchy(2, cgroup.CGROUP_ROOT), ""))
     r = mmlab.experiment("munlock-partial", vma_bytes="4MiB", populated_fractions="0.5", repeats=1, warmup=0,
-                         save=False, progress=False)
+                         progress=False)
     assert set(r.rows["variant"]) == {"onfault"}
     assert "oom_kill_disable" in r.rows.attrs["skipped"]["cgroup-limit"]
     assert "skipped" in munlock_partial.findings(r.rows)
+    stored = mmlab.load(runs=[r.run_dir.name])
+    assert set(stored["variant"]) == {"onfault"}
+    why = stored.attrs["skipped_parts"][r.run_dir.name]["munlock-partial"]["cgroup-limit"]
+    assert why == r.rows.attrs["skipped"]["cgroup-limit"]
+    assert "oom_kill_disable" in store.runs_table().set_index("run_id").at[r.run_dir.name, "skipped_parts"]
 
 
 def test_warming_calls_leave_the_range_locked_for_the_timed_munlock(result):

@@ -50,6 +50,18 @@ def test_the_replayed_exit_costs_more_than_the_modern_exit(rows):
     assert d["replay_s"].median() > d["modern_kill_to_reap_s"].median()
 
 
+def test_memory_handed_back_to_the_host_during_the_replay_is_recorded(rows):
+    """Free page reporting's counter only grows: each completed replay row carries how much free memory the
+    guest handed back to its host while it ran (NaN on kernels that do not export it)."""
+    from mmlab import procfs
+
+    d = rows[rows["outcome"] != "oom-killed"]
+    if procfs.host_reported_kib() is None:
+        assert d["host_reported_kib"].isna().all()
+    else:
+        assert (d["host_reported_kib"] >= 0).all()
+
+
 def test_at_a_cgroup_limit_the_replay_is_oom_killed(rows):
     """With default OOM handling, the replay that allocates past the group's limit is SIGKILLed by the group."""
     d = setting(rows, "cgroup-oom")

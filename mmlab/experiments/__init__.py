@@ -100,7 +100,11 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
             raise ExperimentFailed(f"{name} failed ({label.get(e.fault, 'a child reported an error')}): "
                                    f"{' '.join(str(e).split())}") from e
     # --- end issue 6 --------------------------------------------------------------------------------
-    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(experiments=False)) if save else None
+    # parts of the experiment skipped on this machine (e.g. a cgroup v1 variant), with their reasons: rows.attrs
+    # does not survive Parquet, so they go in run.json and come back as load().attrs["skipped_parts"]
+    parts = {str(k): str(v) for k, v in (rows.attrs.get("skipped") or {}).items()}
+    extra = {"skipped_parts": {name: parts}} if parts else None
+    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(experiments=False), extra=extra) if save else None
     return Result(name, params, rows, run_dir)
 
 

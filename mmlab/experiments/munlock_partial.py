@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .. import cgroup, libc
 from .. import params as p
-from ..child import Child
+from ..child import Child, ChildError
 from ..units import PAGE_BYTES
 from . import Experiment
 from .common import RealParams, counters, progress_bar, repetitions
@@ -62,6 +62,7 @@ def warm_munlock_path(addr: int) -> int:
 def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str) -> None:
     """Runs in the child: reach the partly populated VM_LOCKED state, report it, time munlock()."""
     addr = map_anon(vma_bytes)
+    resident_bytes(addr, vma_bytes)  # grows the heap for the count after munlock, so that count adds no RSS
     ctx.sync("mapped")  # the parent moves a cgroup-limit child into its group now
     t0 = time.monotonic_ns()
     err = None
@@ -111,7 +112,7 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
         c.reply()
         msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=True)
         if msg.get("event") != "stopped":
-            raise RuntimeError(f"{NAME}: expected 'stopped', got {msg}")
+            raise ChildError(f"{NAME}: expected 'stopped', got {msg}")
         if group is not None:
             group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
             row["cgroup_oom_events"] = group.events().get("oom", 0)

@@ -24,9 +24,9 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from .. import cgroup, libc
+from .. import cgroup, libc, procfs
 from .. import params as p
-from ..child import Child, ChildDied
+from ..child import Child, ChildDied, ChildError
 from ..units import PAGE_BYTES
 from . import Experiment
 from .common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
@@ -78,6 +78,7 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
     # would mlock each new page and munlock it again, work the old exit did not do.
+    reported0 = procfs.host_reported_kib()
     ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
@@ -96,7 +97,9 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     t3 = time.monotonic_ns()
     libc.munmap(addr, vma_bytes)
     t4 = time.monotonic_ns()
-    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t1 - t0, munmap_ns=t4 - t3)
+    reported1 = procfs.host_reported_kib()
+    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t1 - t0, munmap_ns=t4 - t3,
+             host_reported_kib=None if reported0 is None or reported1 is None else reported1 - reported0)
 
 
 def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,
@@ -155,6 +158,8 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         if group is not None:
             group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
             row.update(cgroup_oom_kills=group.oom_kills(), cgroup_oom_events=group.events().get("oom", 0))
+        if msg.get("event") != "faulted":
+            raise ChildError(f"{NAME}: expected 'faulted', got {msg}")
         outcome = msg["fault_errno"]
         if outcome == "ok" and waited:
             outcome = "oom-wait"
@@ -165,7 +170,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         msg = c.expect("replayed")
         row.update(counters("after"))
         row.update(present_after_fault_bytes=msg["present_after_fault_bytes"], munlock_s=msg["munlock_ns"] / 1e9,
-                   munmap_s=msg["munmap_ns"] / 1e9)
+                   munmap_s=msg["munmap_ns"] / 1e9, host_reported_kib=msg["host_reported_kib"])
         row["replay_s"] = row["fault_s"] + row["munlock_s"] + row["munmap_s"]
         c.reply()
         c.expect("done")
@@ -253,6 +258,12 @@ def findings(rows) -> str:
             frac = (g["pages_faulted"] / g["unreached_pages"]).median()
             extra = f"; it faulted in a median {frac:.0%} of the unreached pages before stopping"
         lines.append(f"- {setting}: the replay at the group's limit met {met}{extra}.")
+    if "host_reported_kib" in d and d["host_reported_kib"].notna().any():
+        hit = d[d["host_reported_kib"] > 0]
+        lines.append(f"- The guest handed free memory back to its host (free page reporting) during {len(hit)} of "
+                     f"{int(d['host_reported_kib'].notna().sum())} timed replays"
+                     + (f" ({format_bytes(hit['host_reported_kib'].sum() * 1024)} in all): those rows' first touches "
+                        "may be slower." if len(hit) else "."))
     for setting, why in (rows.attrs.get("skipped") or {}).items():
         lines.append(f"- **{setting} skipped:** {why}")
     return "\n".join(lines) or "No measured rows."
