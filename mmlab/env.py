@@ -39,9 +39,10 @@ DAMON_ADMIN = Path("/sys/kernel/mm/damon/admin/kdamonds")
 
 
 def damon(admin: Path = DAMON_ADMIN) -> str:
-    """Running DAMON monitors and what their schemes do, e.g. `on: paddr pageout`: a kdamond samples and
-    may page out memory behind an experiment's back (here one pages out cold non-anonymous memory every
-    0.5 s sample). `off`, or `unavailable` without DAMON's sysfs interface."""
+    """Running DAMON monitors and what their schemes do, e.g. `on: paddr pageout`: a kdamond samples pages
+    and may page them out behind an experiment's back (on the reference machine one samples physical memory
+    every 0.5 s and pages out cold memory that is neither anonymous nor mapped). `off`, or `unavailable`
+    without DAMON's sysfs interface."""
     if not admin.is_dir():
         return "unavailable"
     running = []
