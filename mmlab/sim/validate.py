@@ -16,7 +16,8 @@ import pandas as pd
 from ..stats import bootstrap_ci
 from ..units import PAGE_BYTES
 from . import munlock_partial, sigkill
-from .eras import LATEST, era_for
+from .address_space import State, Vma
+from .eras import LATEST, era_for, exit_mmap
 from .profile import Profile, desktop_2009
 
 TARGET = (0.75, 1.33)
@@ -117,6 +118,41 @@ def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
         return row[key], row[f"{key}_lo"], row[f"{key}_hi"]
     return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
                        "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
+
+
+REPLAY_PARTS = ("munlock_s", "fault_s", "munmap_s")  # the replay's timed parts, in the order it runs them
+
+
+def replay_parts_simulated(r: pd.Series, profile: Profile) -> dict[str, float]:
+    """The simulated 2.6.31 exit of one replay row split like the replay times it: the munlock of the
+    present pages, the fault-in of the unreached ones (up to the group's limit), and the unmap."""
+    vma = Vma.prefix(_pages(r["vma_bytes"]), _pages(r["populated_bytes"]), State.LOCKED)
+    munlock, unmap = exit_mmap(era_for("2.6.31"), vma, replay_room_pages(r))
+    unlock = {k: n for k, n in munlock.counts.items() if k == "munlock_present_ns"}
+    fault = {k: n for k, n in munlock.counts.items() if k != "munlock_present_ns"}
+    return {"munlock_s": profile.price(unlock)[0], "fault_s": profile.price(fault)[0],
+            "munmap_s": profile.price(unmap.counts)[0]}
+
+
+def replay_components(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Where a sim/replay gap comes from: for every replay that ran to its end (not OOM-killed), each timed
+    part (munlock(), the fault-in, munmap()) beside the same part of the simulated 2.6.31 exit. One row per
+    sweep point and part: real median, simulated median, ratio sim/real."""
+    real = _real(df, "prepatch-replay", "replay")
+    if real.empty or "fault_s" not in real:
+        return pd.DataFrame()
+    real = real[real["fault_s"].notna() & real["munmap_s"].notna()]
+    if real.empty:
+        return pd.DataFrame()
+    sims = pd.DataFrame([replay_parts_simulated(r, profile) for _, r in real.iterrows()], index=real.index)
+    out = []
+    for (vma, setting), g in real.groupby(["vma_bytes", "setting"], sort=True):
+        for part in REPLAY_PARTS:
+            med, sim = float(g[part].median()), float(sims.loc[g.index, part].median())
+            out.append({"comparison": "prepatch-replay parts: sim 2.6.31 / replay", "vma_bytes": vma, "setting": setting,
+                        "part": part, "n_real": len(g), "real": med, "sim": sim,
+                        "ratio": sim / med if med > 0 else math.nan})
+    return pd.DataFrame(out)
 
 
 def all_ratios(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
