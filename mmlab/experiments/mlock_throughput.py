@@ -1,9 +1,9 @@
 """`mlock-throughput`: how fast this kernel mlocks and munlocks a region, per 4 KiB page.
 
 A child maps the region (anonymous private; file-backed shared; or anonymous locked with mlock2
-MLOCK_ONFAULT, which populates nothing) and times mlock then munlock with a monotonic clock right
-around each call; between the calls the parent reads the child's /proc status and the system
-counters. Points are interleaved within each repetition (MEASURING.md: first touch of memory the
+MLOCK_ONFAULT, which populates nothing) and times mlock, munlock, then munmap (of the now unlocked
+pages: the unmap the pre-patch exit did after its munlock pass) with a monotonic clock right around
+each call; between the calls the parent reads the child's /proc status and the system counters. Points are interleaved within each repetition (MEASURING.md: first touch of memory the
 guest just returned to the host is 2-8x slower, so order matters).
 """
 from __future__ import annotations
@@ -57,7 +57,10 @@ def child_main(ctx, size_bytes: int, mapping: str, file_dir: str, settle_s: floa
     t1 = time.monotonic_ns()
     ru2 = libc.getrusage()
     ctx.sync("unlocked", munlock_ns=t1 - t0, munlock_minflt=ru2.ru_minflt - ru1.ru_minflt)
+    t0 = time.monotonic_ns()
     libc.munmap(addr, size_bytes)
+    t1 = time.monotonic_ns()
+    ctx.sync("unmapped", munmap_ns=t1 - t0)
     if fd >= 0:
         os.close(fd)
 
@@ -77,6 +80,8 @@ def measure_one(size_bytes: int, mapping: str, timeout_s: float, settle_s: float
         msg = c.expect("unlocked")
         row.update(counters("after", c.pid))
         row.update(munlock_ns=msg["munlock_ns"], munlock_minflt=msg["munlock_minflt"])
+        c.reply()
+        row["munmap_ns"] = c.expect("unmapped")["munmap_ns"]
         c.reply()
         c.expect("done")
     return row
@@ -99,8 +104,10 @@ def run(params: MlockThroughputParams, progress: bool = True):
                     "experiment": "mlock-throughput", "method": "real", "mapping": mapping,
                     "size_bytes": size_bytes, "pages": pages, "repeat": rep, "warmup": warm, "order": seq, "settle_s": params.settle_s,
                     "mlock_s": m["mlock_ns"] / 1e9, "munlock_s": m["munlock_ns"] / 1e9,
+                    "munmap_s": m["munmap_ns"] / 1e9,
                     "mlock_ns_per_page": m["mlock_ns"] / pages, "munlock_ns_per_page": m["munlock_ns"] / pages,
-                    **{k: v for k, v in m.items() if k not in ("mlock_ns", "munlock_ns")},
+                    "munmap_ns_per_page": m["munmap_ns"] / pages,
+                    **{k: v for k, v in m.items() if k not in ("mlock_ns", "munlock_ns", "munmap_ns")},
                 })
                 bar.update()
     return pd.DataFrame(rows)
@@ -108,7 +115,7 @@ def run(params: MlockThroughputParams, progress: bool = True):
 
 EXPERIMENT = Experiment(
     name="mlock-throughput",
-    description="mlock then munlock a region in a child; seconds and ns per 4 KiB page for each call",
+    description="mlock, munlock, then munmap a region in a child; seconds and ns per 4 KiB page for each call",
     Params=MlockThroughputParams,
     run=run,
 )

@@ -3,11 +3,13 @@ with bootstrap intervals. Pure functions of a tidy DataFrame, except `main_calib
 
 What comes from where (real column names of the issue-3 experiments):
 - mlock-throughput (anon-private): populate_mlock_ns = mlock_ns_per_page, munlock_present_ns = munlock_ns_per_page,
-  and fault_zero_ns = mlock_ns_per_page too: mlock populates through __get_user_pages -> faultin_page, the
+  zap_present_ns = munmap_ns_per_page (munmap of the pages just munlocked), and fault_zero_ns = mlock_ns_per_page too: mlock populates through __get_user_pages -> faultin_page, the
   write fault the pre-patch munlock took (mlock_folio on top is small: MADV_POPULATE_WRITE measured 1206
   ns/page against mlock's 1137 on the reference machine);
 - oom-kill: oom_kill_s = the victim's limit_to_kill_s (first failed charge at the limit to the kill);
-- sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock) -> exit_base_s, zap_present_ns;
+- sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock while zapping) -> exit_base_s,
+  and zap_munlock_ns = that per-page cost less zap_present_ns (runs without munmap timings: zap_present_ns = per-page
+  less munlock_present_ns, and zap_munlock_ns = munlock_present_ns);
 - munlock-partial, rows populated at most SMALL_FRACTION: munlock_s = munlock_call_s + empty PMD entries
   walked x empty_table_ns + present x munlock (eras.empty_pmds_walked).
 prepatch-replay rows are never fitted: they are what the simulated 2.6.31 exit is validated against.
@@ -57,6 +59,12 @@ def _cost(values: Sequence[float], source: str) -> Cost | None:
     med = float(np.median(x))
     lo, hi = bootstrap_ci(x) if len(x) > 1 else (med, med)
     return Cost(med, min(lo, med), max(hi, med), f"{source}; median of {len(x)} rows, 95% bootstrap interval")
+
+
+def _less(a: Cost, b: Cost, b_name: str) -> Cost:
+    """a - b with the interval [a.lo - b.hi, a.hi - b.lo], clamped at zero."""
+    v = max(0.0, a.value - b.value)
+    return Cost(v, min(v, max(0.0, a.lo - b.hi)), max(v, a.hi - b.lo), f"{a.source} less {b_name}")
 
 
 def _fit_costs(df: pd.DataFrame, fit: Callable[[pd.DataFrame], np.ndarray], names: Sequence[str],
@@ -120,6 +128,9 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
         put("munlock_present_ns", _cost(anon["munlock_ns_per_page"], "mlock-throughput anon-private munlock_ns_per_page"))
         put("fault_zero_ns", _cost(anon["mlock_ns_per_page"], "mlock-throughput anon-private mlock_ns_per_page "
                                    "(GUP write fault, as MADV_POPULATE_WRITE)"))
+        if "munmap_ns_per_page" in anon:
+            put("zap_present_ns", _cost(anon["munmap_ns_per_page"], "mlock-throughput anon-private munmap_ns_per_page "
+                                        "(munmap of the pages just munlocked)"))
 
     sk = _rows(df, "sigkill-during-mlock")
     if len(sk) >= 3 and sk["populated_bytes"].nunique() >= 2:
@@ -128,10 +139,14 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
             return nnls(X, d["kill_to_reap_s"].to_numpy(float))
         got = _fit_costs(sk, fit_exit, ["exit_base_s", "_exit_per_page_ns"], "sigkill-during-mlock kill_to_reap_s = base + pages x per-page")
         put("exit_base_s", got["exit_base_s"])
-        if "zap_present_ns" not in fitted:  # zap = per-page exit cost less the munlock done while zapping
-            per, mun = got["_exit_per_page_ns"], costs["munlock_present_ns"]
-            put("zap_present_ns", Cost(max(0.0, per.value - mun.value), max(0.0, per.lo - mun.hi),
-                                       max(0.0, per.hi - mun.lo, per.value - mun.value), per.source + " less munlock_present_ns"))
+        per = got["_exit_per_page_ns"]
+        if "zap_present_ns" in fitted:  # munlock while zapping = per-page exit cost less the zap measured by munmap
+            put("zap_munlock_ns", _less(per, costs["zap_present_ns"], "zap_present_ns"))
+        else:  # no munmap timings: the zap is what the per-page exit cost leaves after a munlock() of the page
+            mun = costs["munlock_present_ns"]
+            put("zap_present_ns", _less(per, mun, "munlock_present_ns"))
+            put("zap_munlock_ns", dataclasses.replace(mun, source=mun.source + " (no munmap timings: munlock while "
+                                                      "zapping taken as munlock())"))
 
     ok = _rows(df, "oom-kill")
     if "limit_to_kill_s" in ok:

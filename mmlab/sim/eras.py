@@ -198,7 +198,7 @@ def era_for(version: str) -> Era:
 def exit_mmap(era: Era, vma: Vma, room_pages: int | None = None) -> tuple[Work, Work]:
     """Work of exit_mmap for one VMA: (munlock pass, unmap). In eras with a pass, munlock_vma_pages_all
     runs before unmap_vmas (allocating at most `room_pages`) and what it faulted in is unmapped too; in 5.18+ zapping a pte of a VM_LOCKED
-    vma munlocks the page through rmap (mlock_count), priced as one munlock of a present page."""
+    vma munlocks the page through rmap (mlock_count), priced as `zap_munlock_ns` (no walk of its own)."""
     munlock = Work()
     after = vma
     if vma.locked and era.exit_munlock is not None:
@@ -208,6 +208,6 @@ def exit_mmap(era: Era, vma: Vma, room_pages: int | None = None) -> tuple[Work, 
     present = after.present + munlock.faulted
     unmap.counts["zap_present_ns"] += present
     if vma.locked and era.exit_munlock is None:
-        unmap.counts["munlock_present_ns"] += after.count(State.LOCKED) * era.munlock_factor
+        unmap.counts["zap_munlock_ns"] += after.count(State.LOCKED) * era.munlock_factor
         unmap.munlocked += after.count(State.LOCKED)
     return munlock, unmap

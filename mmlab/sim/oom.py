@@ -224,7 +224,7 @@ class _Sim:
             other.pop("fault_zero_ns", None)
             pass_s = self.prof.price(other)[0]  # the pass's work on present pages and absent addresses
             self.exit_fault_ns = self.prof["fault_zero_ns"]
-            self.zap_ns = self.prof["zap_present_ns"] + (self.prof["munlock_present_ns"] * self.era.munlock_factor
+            self.zap_ns = self.prof["zap_present_ns"] + (self.prof["zap_munlock_ns"] * self.era.munlock_factor
                                                          if self.era.exit_munlock is None else 0.0)
             if self.exit_faults_left:
                 self.log("munlock_vma_pages_all", q, f"{self.exit_faults_left} unreached pages to fault in")

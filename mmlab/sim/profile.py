@@ -26,7 +26,9 @@ OPS: dict[str, tuple[str, str]] = {
     "walk_absent_ns": ("ns/page", "follow_page of one absent address: a page-table walk finding nothing"),
     "pte_none_ns": ("ns/page", "stepping over one pte_none entry in a pte walk"),
     "empty_table_ns": ("ns/table", "stepping over one pmd_none entry (2 MiB with no page table) in walk_page_range; a pud_none entry skips 1 GiB for nothing"),
-    "zap_present_ns": ("ns/page", "unmap and free one present (munlocked) page at exit or munmap"),
+    "zap_present_ns": ("ns/page", "unmap and free one present page that is not mlocked, at exit or munmap"),
+    "zap_munlock_ns": ("ns/page", "5.18+: munlock of an mlocked page as its pte is zapped (mlock_count, LRU move; "
+                                  "no walk of its own), on top of zap_present_ns"),
     "reclaim_ns": ("ns/page", "making one page free under memory pressure (reclaim, swap-out)"),
     "munlock_call_s": ("s", "fixed cost of one munlock() call as timed by the experiment (syscall, mlock_fixup, lru_add_drain, ctypes)"),
     "exit_base_s": ("s", "fixed cost from SIGKILL to reap of a small process"),
@@ -148,6 +150,7 @@ def desktop_2009() -> Profile:
         "pte_none_ns": Cost(3, 1, 10, "a load and a test per pte; not important for the 2009 figures"),
         "empty_table_ns": Cost(1, 0, 10, "walk_page_range skips a pmd_none entry; not used for the 2009 figures"),
         "zap_present_ns": Cost(400, 250, 700, "zap_pte_range + free to the buddy allocator: 240 ns measured here on 6.18, x1.5 for 2009"),
+        "zap_munlock_ns": Cost(200, 130, 350, "not used for 2009 (no 5.18 era then); as munlock_present_ns"),
         "reclaim_ns": Cost(82_000, 40_000, 200_000, "swap-out of 4 KiB at ~50 MB/s effective (7200 rpm disk, clustered writes "
                                                       "interleaved with seeks); 100 MB/s sequential best case, 20 MB/s seeky worst"),
         "munlock_call_s": Cost(2e-6, 1e-6, 5e-6, "system call entry/exit on a 2009 CPU"),
