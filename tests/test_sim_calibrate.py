@@ -139,3 +139,22 @@ def test_a_profile_saved_before_a_cost_existed_takes_it_from_the_reference(tmp_p
     old = Profile.load(path)
     assert old["oom_kill_s"] == reference()["oom_kill_s"]
     assert old.costs["oom_kill_s"].source.startswith("prior (reference, not in this file)")
+
+
+def test_a_profile_saved_before_the_zap_was_split_keeps_its_modern_exit_per_page(tmp_path):
+    """A file from before zap_munlock_ns fitted its zap as the exit's per-page cost less munlock_present_ns:
+    loaded, it prices munlock while zapping as that same munlock_present_ns, so a 5.18 exit costs what it did."""
+    import json
+
+    from mmlab.sim import sigkill
+    from mmlab.sim.eras import LATEST
+
+    d = reference().to_dict()
+    d["name"] = "host-old"
+    del d["costs"]["zap_munlock_ns"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d))
+    old = Profile.load(path)
+    assert old["zap_munlock_ns"] == old["munlock_present_ns"]
+    per = (sigkill.run(LATEST, old, 1 << 18, 1 << 16)["exit_s"] - old["exit_base_s"]) / (1 << 16) * 1e9
+    assert per == pytest.approx(old["zap_present_ns"] + old["munlock_present_ns"])

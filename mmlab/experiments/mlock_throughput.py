@@ -3,8 +3,9 @@
 A child maps the region (anonymous private; file-backed shared; or anonymous locked with mlock2
 MLOCK_ONFAULT, which populates nothing) and times mlock, munlock, then munmap (of the now unlocked
 pages: the unmap the pre-patch exit did after its munlock pass) with a monotonic clock right around
-each call; between the calls the parent reads the child's /proc status and the system counters. Points are interleaved within each repetition (MEASURING.md: first touch of memory the
-guest just returned to the host is 2-8x slower, so order matters).
+each call; between the calls the parent reads the child's /proc status and the system counters.
+Points are interleaved within each repetition (MEASURING.md: first touch of memory the guest just
+returned to the host is 2-8x slower, so order matters).
 """
 from __future__ import annotations
 

@@ -3,9 +3,10 @@ with bootstrap intervals. Pure functions of a tidy DataFrame, except `main_calib
 
 What comes from where (real column names of the issue-3 experiments):
 - mlock-throughput (anon-private): populate_mlock_ns = mlock_ns_per_page, munlock_present_ns = munlock_ns_per_page,
-  zap_present_ns = munmap_ns_per_page (munmap of the pages just munlocked), and fault_zero_ns = mlock_ns_per_page too: mlock populates through __get_user_pages -> faultin_page, the
-  write fault the pre-patch munlock took (mlock_folio on top is small: MADV_POPULATE_WRITE measured 1206
-  ns/page against mlock's 1137 on the reference machine);
+  zap_present_ns = munmap_ns_per_page (munmap of the pages just munlocked), and fault_zero_ns = mlock_ns_per_page
+  too: mlock populates through __get_user_pages -> faultin_page, the write fault the pre-patch munlock took
+  (mlock_folio on top is small: MADV_POPULATE_WRITE measured 1206 ns/page against mlock's 1137 on the reference
+  machine);
 - oom-kill: oom_kill_s = the victim's limit_to_kill_s (first failed charge at the limit to the kill);
 - sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock while zapping) -> exit_base_s,
   and zap_munlock_ns = that per-page cost less zap_present_ns (runs without munmap timings: zap_present_ns = per-page

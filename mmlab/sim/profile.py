@@ -105,8 +105,12 @@ class Profile:
     @classmethod
     def from_dict(cls, d: Mapping) -> "Profile":
         """A profile from its JSON form. A file saved before a cost existed (a host profile from an older
-        mmlab) takes that cost from the shipped reference, saying so in its source."""
+        mmlab) takes that cost from the shipped reference, saying so in its source; except zap_munlock_ns,
+        which such a file priced as its own munlock_present_ns (its zap_present_ns was fitted on that basis)."""
         costs = {k: Cost(**c) for k, c in d["costs"].items()}
+        if "zap_munlock_ns" not in costs and "munlock_present_ns" in costs:
+            mun = costs["munlock_present_ns"]
+            costs["zap_munlock_ns"] = dataclasses.replace(mun, source=f"as munlock_present_ns (older file): {mun.source}")
         missing = set(OPS) - set(costs)
         if missing and d.get("name") != "reference":
             ref = reference().costs
