@@ -126,17 +126,22 @@ def test_main_calibrate_with_an_empty_store_saves_the_prior_to_the_given_path(tm
     assert "fault_zero_ns" in capsys.readouterr().out
 
 
+def saved_without(tmp_path, profile: Profile, cost: str) -> Profile:
+    """`profile` as an older mmlab would have saved it (as host-old, before `cost` existed), loaded back."""
+    import json
+
+    d = profile.to_dict()
+    d["name"] = "host-old"
+    del d["costs"][cost]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d))
+    return Profile.load(path)
+
+
 def test_a_profile_saved_before_a_cost_existed_takes_it_from_the_reference(tmp_path):
     """A host profile written by an older mmlab (no oom_kill_s) still loads; the missing cost is the
     reference's and its source says so."""
-    import json
-
-    d = desktop_2009().to_dict()
-    d["name"] = "host-old"
-    del d["costs"]["oom_kill_s"]
-    path = tmp_path / "old.json"
-    path.write_text(json.dumps(d))
-    old = Profile.load(path)
+    old = saved_without(tmp_path, desktop_2009(), "oom_kill_s")
     assert old["oom_kill_s"] == reference()["oom_kill_s"]
     assert old.costs["oom_kill_s"].source.startswith("prior (reference, not in this file)")
 
@@ -144,17 +149,10 @@ def test_a_profile_saved_before_a_cost_existed_takes_it_from_the_reference(tmp_p
 def test_a_profile_saved_before_the_zap_was_split_keeps_its_modern_exit_per_page(tmp_path):
     """A file from before zap_munlock_ns fitted its zap as the exit's per-page cost less munlock_present_ns:
     loaded, it prices munlock while zapping as that same munlock_present_ns, so a 5.18 exit costs what it did."""
-    import json
-
     from mmlab.sim import sigkill
     from mmlab.sim.eras import LATEST
 
-    d = reference().to_dict()
-    d["name"] = "host-old"
-    del d["costs"]["zap_munlock_ns"]
-    path = tmp_path / "old.json"
-    path.write_text(json.dumps(d))
-    old = Profile.load(path)
+    old = saved_without(tmp_path, reference(), "zap_munlock_ns")
     assert old["zap_munlock_ns"] == old["munlock_present_ns"]
     per = (sigkill.run(LATEST, old, 1 << 18, 1 << 16)["exit_s"] - old["exit_base_s"]) / (1 << 16) * 1e9
     assert per == pytest.approx(old["zap_present_ns"] + old["munlock_present_ns"])
