@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Sequence
 
-from .params import ParamError
+from mmlab.core.params import ParamError
 
 EXIT_USAGE = 2
 
@@ -61,7 +61,7 @@ def _print_rows(df, as_json: bool) -> None:
 
 
 def cmd_env(args) -> int:
-    from . import env
+    from mmlab.kernel import env
 
     e = env.capture()
     if args.json:
@@ -72,7 +72,7 @@ def cmd_env(args) -> int:
 
 
 def cmd_experiments(args) -> int:
-    from . import experiments as ex
+    from mmlab import experiments as ex
 
     listing = []
     for name in ex.names():
@@ -91,7 +91,7 @@ def cmd_experiments(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from . import experiments as ex
+    from mmlab import experiments as ex
 
     values = _params(args)
     if args.repeats is not None:
@@ -109,7 +109,7 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from . import sim
+    from mmlab import sim
 
     if args.scenario not in sim.SCENARIOS:
         raise ParamError("scenario", args.scenario, ", ".join(sim.SCENARIOS), "is not a simulated scenario")
@@ -117,7 +117,8 @@ def cmd_simulate(args) -> int:
     params = scenario.Params.from_mapping(_params(args))
     df = scenario.simulate(params)
     if args.save:
-        from . import env, store
+        from mmlab.kernel import env
+        from mmlab.core import store
 
         run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture(experiments=False))
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
@@ -126,19 +127,20 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .sim import calibrate
+    from mmlab.sim import calibrate
 
-    from . import confine  # issue 6: a root tool writes only inside the project's folders
+    from mmlab import confine  # issue 6: a root tool writes only inside the project's folders
     calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 
 
 def cmd_run(args) -> int:
-    from . import runner
+    from mmlab.study import runner
 
     # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
-    from . import confine, paths
-    from .store import new_run_id
+    from mmlab.kernel import confine
+    from mmlab.core import paths
+    from mmlab.core.store import new_run_id
 
     run_id = confine.safe_name("run-id", args.run_id) if args.run_id is not None else new_run_id()
     try:
@@ -152,7 +154,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import compare
+    from mmlab.study import compare
 
     return compare.main(args.runs, as_json=args.json)
 
@@ -201,11 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .safety import Skipped
+    from mmlab.kernel.safety import Skipped
 
     # --- issue 6 (reliability, security) ------------------------------------------------------------
-    from .experiments import ExperimentFailed
-    from .machine_lock import MachineBusy
+    from mmlab.experiments import ExperimentFailed
+    from mmlab.kernel.machine_lock import MachineBusy
 
     os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
     previous = _stop_on_sigterm()

@@ -32,7 +32,7 @@ def fixture_text():
 
 
 def mlocked_bytes() -> int:
-    from mmlab import procfs
+    from mmlab.kernel import procfs
 
     return procfs.meminfo()["Mlocked"]
 
@@ -46,7 +46,7 @@ def _ppid(pid: int) -> int:
 
 
 def mmlab_processes(ancestor: int | None = None) -> list[int]:
-    """Pids of live `python -m mmlab.child` processes (experiment children) descended from `ancestor`
+    """Pids of live `python -m mmlab.kernel.child` processes (experiment children) descended from `ancestor`
     (default: this test process), so experiments run by anyone else on the machine are not counted."""
     ancestor = os.getpid() if ancestor is None else ancestor
     out = []
@@ -56,7 +56,7 @@ def mmlab_processes(ancestor: int | None = None) -> list[int]:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"mmlab.child" not in cmd:
+            if b"mmlab.kernel.child" not in cmd:
                 continue
             pid = int(d.name)
             while pid > 1:

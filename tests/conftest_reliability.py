@@ -122,7 +122,7 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def children_of(ppid: int, needle: str = "mmlab.child") -> list[int]:
+def children_of(ppid: int, needle: str = "mmlab.kernel.child") -> list[int]:
     """Live processes whose parent is `ppid` and whose command line contains `needle`."""
     out = []
     for d in os.listdir("/proc"):
@@ -164,7 +164,7 @@ def assert_no_processes(tag: str, timeout_s: float = 5.0) -> None:
 
 
 def mlocked() -> int:
-    from mmlab import procfs
+    from mmlab.kernel import procfs
 
     return procfs.meminfo()["Mlocked"]
 
@@ -178,7 +178,7 @@ def assert_mlocked_back(before: int, slack: int = 4 << 20, timeout_s: float = 15
 
 def mmlab_cgroups(pid: int | None = None) -> list[Path]:
     """Memory groups named by mmlab (for creator `pid`, if given) in every place mmlab makes them."""
-    from mmlab import cgroup
+    from mmlab.kernel import cgroup
 
     out = []
     for h in cgroup.candidate_parents():
@@ -223,7 +223,7 @@ class RunsSnapshot:
 
     def assert_nothing_half_written(self) -> None:
         """New entries are whole runs (loadable) or marked `<id>.incomplete`; no hidden temporaries."""
-        from mmlab import store
+        from mmlab.core import store
 
         for p in self.new_entries():
             assert not p.name.startswith("."), f"half-written temporary left: {p}"
@@ -236,7 +236,7 @@ def earlier_run(runs_dir: Path) -> RunsSnapshot:
     """Store one small run (as an earlier user's data) and snapshot the folder."""
     import pandas as pd
 
-    from mmlab import store
+    from mmlab.core import store
 
     rows = pd.DataFrame({"experiment": ["earlier"] * 3, "method": ["real"] * 3, "x_bytes": [1, 2, 3]})
     store.save({"earlier": rows}, {"earlier": {"x": 1}}, {"host_tag": "earlier"}, runs_dir=runs_dir)
@@ -259,7 +259,7 @@ TINY_SIZE_BYTES = 16 * MiB
 def scaled_defaults(cls) -> dict:
     """An experiment's defaults scaled down: every size by one factor (keeps cross-field ratios) so the
     largest is TINY_SIZE_BYTES, each page-aligned and within its range."""
-    from mmlab.params import ParamError
+    from mmlab.core.params import ParamError
 
     specs = cls.specs()
     defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name in specs}
@@ -287,7 +287,7 @@ def scaled_defaults(cls) -> dict:
 def tiny(name: str, **over) -> dict:
     """Tiny valid parameters for real experiment `name`: the table's, else scaled defaults; then `over`."""
     from mmlab import experiments
-    from mmlab.params import ParamError
+    from mmlab.core.params import ParamError
 
     cls = experiments.get(name).Params
     base = {"repeats": 1, "warmup": 0, **TINY_EXPERIMENT.get(name, {})}

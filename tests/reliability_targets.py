@@ -1,5 +1,5 @@
 """Child functions that misbehave on purpose, for tests/test_reliability_child_faults.py
-(run as `python -m mmlab.child tests.reliability_targets:NAME`)."""
+(run as `python -m mmlab.kernel.child tests.reliability_targets:NAME`)."""
 from __future__ import annotations
 
 import os

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mmlab import cgroup
+from mmlab.kernel import cgroup
 
 from .conftest import needs_root
 

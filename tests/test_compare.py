@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlab import compare, store
-from mmlab.params import ParamError
+from mmlab.study import compare
+from mmlab.core import store
+from mmlab.core.params import ParamError
 
 MiB = 1 << 20
 

@@ -1,5 +1,5 @@
 """The host facts that move memory timings, captured with every run: DAMON, free page reporting."""
-from mmlab import env, procfs
+from mmlab.kernel import env, procfs
 
 
 def kdamond(root, n, state, ops, actions):

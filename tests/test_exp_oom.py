@@ -9,7 +9,7 @@ import pytest
 
 import mmlab
 from mmlab.experiments import oom_kill
-from mmlab.params import ParamError
+from mmlab.core.params import ParamError
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts

@@ -53,7 +53,7 @@ def test_the_replayed_exit_costs_more_than_the_modern_exit(rows):
 def test_memory_handed_back_to_the_host_during_the_replay_is_recorded(rows):
     """Free page reporting's counter only grows: each completed replay row carries how much free memory the
     guest handed back to its host while it ran (NaN on kernels that do not export it)."""
-    from mmlab import procfs
+    from mmlab.kernel import procfs
 
     d = rows[rows["outcome"] != "oom-killed"]
     if procfs.host_reported_kib() is None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import mmlab
-from mmlab import cgroup
-from mmlab.params import ParamError
+from mmlab.kernel import cgroup
+from mmlab.core.params import ParamError
 
 from .conftest import IS_ROOT, mlocked_bytes, mmlab_processes, needs_root
 
@@ -40,7 +40,7 @@ def hold_machine():
     import contextlib
 
     try:
-        from mmlab import machine_lock
+        from mmlab.kernel import machine_lock
     except ImportError:
         return contextlib.nullcontext()
     return machine_lock.hold()
@@ -66,7 +66,7 @@ def quiet_machine():
 
 
 def our_children(tag: str, settle_s: float = 2.0) -> list[int]:
-    """Experiment children (`python -m mmlab.child`, zombies included) carrying the tag; waits up to
+    """Experiment children (`python -m mmlab.kernel.child`, zombies included) carrying the tag; waits up to
     settle_s for orphans of a dead parent to be reaped by init."""
     deadline = time.monotonic() + settle_s
     while True:
@@ -104,7 +104,7 @@ def mlocked_back_to(before: int, timeout_s: float = 3.0) -> bool:
 
 def hanging_child(ctx, **_ignored) -> None:
     """A child that reports once, locks 8 MiB and then hangs silently (for the timeout test)."""
-    from mmlab import libc
+    from mmlab.kernel import libc
 
     ctx.sync("started")
     addr = libc.mmap(8 << 20)

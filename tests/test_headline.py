@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from mmlab import headline as h
+from mmlab.study import headline as h
 
 MiB = 1 << 20
 

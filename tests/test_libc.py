@@ -3,7 +3,7 @@ import errno
 
 import pytest
 
-from mmlab import libc, procfs
+from mmlab.kernel import libc, procfs
 
 N = 64
 LEN = N * libc.PAGE_SIZE

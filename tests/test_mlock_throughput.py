@@ -2,7 +2,7 @@
 import pytest
 
 import mmlab
-from mmlab.params import ParamError
+from mmlab.core.params import ParamError
 
 from .conftest import mlocked_bytes, mmlab_processes
 

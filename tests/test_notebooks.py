@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmlab import runner
+from mmlab.study import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.notebook

@@ -1,4 +1,4 @@
-from mmlab import procfs
+from mmlab.kernel import procfs
 
 STATUS = """Name:\tmlocker
 State:\tS (sleeping)

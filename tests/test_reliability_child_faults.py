@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mmlab import experiments
-from mmlab.child import Child, ChildDied, ChildTimeout
+from mmlab.kernel.child import Child, ChildDied, ChildTimeout
 from mmlab.experiments import ExperimentFailed
 from tests.conftest_reliability import (
     SEED, TAG_ENV, assert_mlocked_back, assert_no_cgroups, assert_no_processes, children_of, cli_args,

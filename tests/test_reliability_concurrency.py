@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from mmlab import machine_lock, store
+from mmlab.kernel import machine_lock
+from mmlab.core import store
 from tests.conftest_reliability import (
     PYTHON, ROOT, children_of, cli_args, mmlab_env, new_tag, one_line_error, scenario_names, start_mmlab,
     stop, tiny, wait_until,
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.reliability
 
 HOLD = textwrap.dedent("""
     import sys
-    from mmlab import machine_lock
+    from mmlab.kernel import machine_lock
     with machine_lock.hold(wait_s=0):
         print("held", flush=True)
         sys.stdin.read()
@@ -155,7 +156,7 @@ def test_simulations_run_in_parallel_while_a_real_experiment_holds_the_lock(lock
 SAVE = textwrap.dedent("""
     import sys, time
     import pandas as pd
-    from mmlab import store
+    from mmlab.core import store
     who, start = sys.argv[1], float(sys.argv[2])
     rows = pd.DataFrame({"experiment": ["x"] * 5, "method": ["simulated"] * 5, "writer": [who] * 5})
     time.sleep(max(0.0, start - time.time()))

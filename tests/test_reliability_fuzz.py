@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import mmlab
-from mmlab import cli, experiments, store
-from mmlab.params import ParamError
+from mmlab import cli, experiments
+from mmlab.core import store
+from mmlab.core.params import ParamError
 from tests.conftest_reliability import (
     PYTHON, ROOT, children_of, experiment_names, mmlab_env, new_tag, one_line_error, scenario_names, tagged_pids,
 )
@@ -105,7 +106,7 @@ def bad_values(spec) -> st.SearchStrategy:
 
 
 def _good(spec) -> str:
-    from mmlab.units import format_bytes
+    from mmlab.core.units import format_bytes
 
     if spec.kind == "sizes":
         return format_bytes(max(spec.lo or 4096, 4096))

@@ -132,7 +132,7 @@ def test_sigkill_of_the_notebook_kernel_while_a_child_locks_memory(name, isolate
             assert wait_until(locking_child, LOCK_WAIT_S + 60, 0.001), f"never saw a child of {name} with VmLck > 0"
             kernel, child = found["kernel"], found["child"]
             os.kill(kernel, signal.SIGKILL)  # an outside kill, by pid
-            assert wait_until(lambda: not children_of(kernel) and "mmlab.child" not in cmdline(child), 5.0), \
+            assert wait_until(lambda: not children_of(kernel) and "mmlab.kernel.child" not in cmdline(child), 5.0), \
                 "the child outlived its kernel"
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 1 and ("DeadKernelError" in err or "Kernel died" in err), err
@@ -154,8 +154,8 @@ def test_sigkill_of_the_notebook_kernel_while_a_child_locks_memory(name, isolate
 
 HOLDER = textwrap.dedent("""
     import sys
-    from mmlab import cgroup
-    from mmlab.child import Child
+    from mmlab.kernel import cgroup
+    from mmlab.kernel.child import Child
     group = cgroup.create()
     c = Child("mmlab.experiments.mlock_throughput:child_main", size_bytes=16 << 20, mapping="anon-private",
               file_dir="/tmp").start()

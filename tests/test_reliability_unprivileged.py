@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlab import machine_lock
+from mmlab.kernel import machine_lock
 from tests.conftest import IS_ROOT
 from tests.conftest_reliability import ROOT, cli_args, experiment_names, scenario_names, tiny
 

@@ -1,7 +1,7 @@
 """Era dispatch by version and the per-era munlock physics on run-length address spaces."""
 import pytest
 
-from mmlab.params import ParamError
+from mmlab.core.params import ParamError
 from mmlab.sim.address_space import State, Strided, Vma
 from mmlab.sim.eras import era_for, exit_mmap, parse_version
 

@@ -1,7 +1,7 @@
 """oom-kill simulated: outcomes per era of a victim that mlocks beyond free memory."""
 import pytest
 
-from mmlab.params import ParamError
+from mmlab.core.params import ParamError
 from mmlab.sim import SCENARIOS
 from mmlab.sim.oom import OomParams, timeline
 

@@ -1,7 +1,7 @@
 """sigkill-during-mlock simulated: pages faulted at exit per era, exit cost against unreached pages."""
 import pytest
 
-from mmlab.params import ParamError
+from mmlab.core.params import ParamError
 from mmlab.sim import SCENARIOS
 
 S = SCENARIOS["sigkill-during-mlock"]

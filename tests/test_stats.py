@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from mmlab import stats
+from mmlab.study import stats
 
 
 def _runs(a_values, b_values, metric="kill_to_reap_s"):

@@ -4,7 +4,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from mmlab import store
+from mmlab.core import store
 
 
 def rows(n=3, value=1.0):

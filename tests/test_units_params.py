@@ -2,8 +2,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from mmlab import params as p
-from mmlab.units import format_bytes, parse_bytes, parse_seconds
+from mmlab.core import params as p
+from mmlab.core.units import format_bytes, parse_bytes, parse_seconds
 
 
 @pytest.mark.parametrize("text,expected", [("512MiB", 512 << 20), ("4GiB", 4 << 30), ("2000000000", 2_000_000_000),
@@ -65,7 +65,7 @@ def test_describe_gives_defaults_with_units():
 
 def test_sizes_above_rlimit_memlock_are_dropped_with_a_warning_naming_them():
     """Without CAP_IPC_LOCK the kernel caps mlock at RLIMIT_MEMLOCK: larger sizes are not run, and the user is told."""
-    from mmlab.safety import Budget, SizesDropped
+    from mmlab.kernel.safety import Budget, SizesDropped
 
     b = Budget(guard_bytes=1 << 30, rlimit_bytes=8 << 20, lock_share=0.25, mem_available_bytes=4 << 30)
     with pytest.warns(SizesDropped, match="16MiB not run"):

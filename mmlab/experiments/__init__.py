@@ -9,8 +9,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..params import ParamError, Params
-from ..safety import Skipped
+from mmlab.core.params import ParamError, Params
+from mmlab.kernel.safety import Skipped
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +38,7 @@ class Experiment:
 
     def availability(self) -> tuple[bool, str]:
         """Whether it can run here, and if not why (also shown by `mmlab env`)."""
-        from .. import cgroup, safety
+        from mmlab.kernel import cgroup, safety
 
         reasons = []
         if not safety.has_cap_ipc_lock():
@@ -81,13 +81,14 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     """Validate `values` (and keyword parameters), run the experiment in child processes, store the rows."""
     import pandas as pd
 
-    from .. import env, store
+    from mmlab.kernel import env
+    from mmlab.core import store
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})
     # --- issue 6 (reliability): one real experiment per machine; janitor; child faults named -------
-    from .. import machine_lock
-    from ..child import ChildError
+    from mmlab.kernel import machine_lock
+    from mmlab.kernel.child import ChildError
 
     with machine_lock.hold():
         _remove_stale_cgroups()
@@ -120,7 +121,7 @@ def _remove_stale_cgroups() -> None:
     import os
     import sys
 
-    from .. import cgroup
+    from mmlab.kernel import cgroup
 
     if not any(os.access(h.parent, os.W_OK) for h in cgroup.candidate_parents()):
         return  # unprivileged without a delegated subtree: nothing here is ours to remove

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from .. import params as p
-from .. import procfs
+from mmlab.core import params as p
+from mmlab.kernel import procfs
 
 
 @dataclass(frozen=True)

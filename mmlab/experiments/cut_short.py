@@ -16,8 +16,8 @@ import select
 import signal
 import time
 
-from .. import cgroup, libc
-from ..child import Child, ChildTimeout
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child, ChildTimeout
 
 PAGE = libc.PAGE_SIZE
 _LOW_BIT = bytes(i & 1 for i in range(256))

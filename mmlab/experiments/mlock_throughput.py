@@ -14,12 +14,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .. import libc
-from .. import params as p
-from ..child import Child
-from ..units import PAGE_BYTES
-from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
+from mmlab.kernel import libc
+from mmlab.core import params as p
+from mmlab.kernel.child import Child
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
 
 MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 
@@ -91,7 +91,7 @@ def measure_one(size_bytes: int, mapping: str, timeout_s: float, settle_s: float
 def run(params: MlockThroughputParams, progress: bool = True):
     import pandas as pd
 
-    from ..safety import budget
+    from mmlab.kernel.safety import budget
 
     sizes = budget(params.lock_share).check("sizes", params.sizes)
     points = [(s, m) for s in sizes for m in params.mappings]

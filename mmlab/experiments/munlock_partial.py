@@ -22,13 +22,13 @@ import errno
 import time
 from dataclasses import dataclass
 
-from .. import cgroup, libc
-from .. import params as p
-from ..child import Child, ChildError
-from ..units import PAGE_BYTES
-from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions
-from .cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
+from mmlab.kernel import cgroup, libc
+from mmlab.core import params as p
+from mmlab.kernel.child import Child, ChildError
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
+from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
 
 NAME = "munlock-partial"
 CHILD = "mmlab.experiments.munlock_partial:child_main"
@@ -134,7 +134,7 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
 def run(params: MunlockPartialParams, progress: bool = True):
     import pandas as pd
 
-    from ..safety import budget
+    from mmlab.kernel.safety import budget
 
     b = budget(params.lock_share)
     skipped: dict[str, str] = {}
@@ -192,7 +192,7 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: munlock() of an untouched VMA, cost per populated page
     for each variant, and skipped variants."""
-    from ..units import format_bytes
+    from mmlab.core.units import format_bytes
 
     lines = []
     d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows

@@ -19,14 +19,14 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from .. import cgroup, libc
-from .. import params as p
-from ..child import Child
-from ..safety import Skipped
-from ..units import format_bytes
-from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions
-from .cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
+from mmlab.kernel import cgroup, libc
+from mmlab.core import params as p
+from mmlab.kernel.child import Child
+from mmlab.kernel.safety import Skipped
+from mmlab.core.units import format_bytes
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
+from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
 
 NAME = "oom-kill"
 VICTIM = "mmlab.experiments.oom_kill:victim_main"
@@ -72,7 +72,7 @@ def bystander_main(ctx, nbytes: int, seed: int) -> None:
 
 
 def _resident(addr: int, nbytes: int) -> int:
-    from .cut_short import resident_bytes
+    from mmlab.experiments.cut_short import resident_bytes
 
     return resident_bytes(addr, nbytes)
 
@@ -176,7 +176,7 @@ def run_once(params: OomParams) -> tuple[list[dict], dict]:
 def run(params: OomParams, progress: bool = True):
     import pandas as pd
 
-    from ..safety import budget
+    from mmlab.kernel.safety import budget
 
     h, why = hierarchy()
     if h is None:

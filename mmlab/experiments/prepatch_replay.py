@@ -24,13 +24,13 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from .. import cgroup, libc, procfs
-from .. import params as p
-from ..child import Child, ChildDied, ChildError
-from ..units import PAGE_BYTES
-from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
-from .cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
+from mmlab.kernel import cgroup, libc, procfs
+from mmlab.core import params as p
+from mmlab.kernel.child import Child, ChildDied, ChildError
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
+from mmlab.experiments.cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
                         resident_bytes, term_signal)
 
 NAME = "prepatch-replay"
@@ -180,7 +180,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
 def run(params: ReplayParams, progress: bool = True):
     import pandas as pd
 
-    from ..safety import budget
+    from mmlab.kernel.safety import budget
 
     # outside a cgroup the replay allocates the whole VMA: the guard checks vma_bytes
     budget(params.lock_share).check("vma_bytes", params.vma_bytes)
@@ -236,7 +236,7 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: the replayed exit beside the modern one, the cost per
     faulted page, what each cgroup setting met, and skipped settings."""
-    from ..units import format_bytes
+    from mmlab.core.units import format_bytes
 
     lines = []
     d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows

@@ -15,13 +15,13 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from .. import cgroup, libc
-from .. import params as p
-from ..child import Child
-from ..units import PAGE_BYTES, format_bytes
-from . import Experiment
-from .common import RealParams, counters, progress_bar, repetitions
-from .cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
+from mmlab.kernel import cgroup, libc
+from mmlab.core import params as p
+from mmlab.kernel.child import Child
+from mmlab.core.units import PAGE_BYTES, format_bytes
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
+from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
 
 NAME = "sigkill-during-mlock"
 CHILD = "mmlab.experiments.sigkill_during_mlock:child_main"
@@ -100,7 +100,7 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
 def run(params: SigkillParams, progress: bool = True):
     import pandas as pd
 
-    from ..safety import budget
+    from mmlab.kernel.safety import budget
 
     # What actually gets locked is what is populated before the kill: that is what the guard checks.
     # A VMA beyond RAM is safe because the kill target is below the guard (and the group's limit).

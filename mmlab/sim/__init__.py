@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import time
 
-from . import munlock_partial, oom, sigkill
-from .eras import ERAS, era_for
-from .profile import Profile
-from .scenario import Scenario
+from mmlab.sim import munlock_partial, oom, sigkill
+from mmlab.sim.eras import ERAS, era_for
+from mmlab.sim.profile import Profile
+from mmlab.sim.scenario import Scenario
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (sigkill.SCENARIO, munlock_partial.SCENARIO, oom.SCENARIO)}
 

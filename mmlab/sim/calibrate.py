@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..stats import bootstrap_ci
-from ..units import PAGE_BYTES
-from .address_space import State, Vma
-from .eras import empty_pmds_walked
-from .profile import Cost, Profile, host_path, reference
+from mmlab.study.stats import bootstrap_ci
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.address_space import State, Vma
+from mmlab.sim.eras import empty_pmds_walked
+from mmlab.sim.profile import Cost, Profile, host_path, reference
 
 N_BOOT = 200
 SMALL_FRACTION = 0.1  # munlock-partial rows used for the per-call and per-PMD fit: nothing or little populated
@@ -171,8 +171,8 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
 
 def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
     """The CLI edge: read every stored run, fit, save to data/reference/profile-<host>.json (or out_path), print."""
-    from .. import load
-    from ..store import host_tag
+    from mmlab import load
+    from mmlab.core.store import host_tag
 
     df = load()
     real = df[df["method"].isin(["real", "replay"])] if "method" in df else df

@@ -10,8 +10,8 @@ import re
 from collections import Counter
 from typing import Protocol
 
-from ..params import ParamError
-from .address_space import State, Vma
+from mmlab.core.params import ParamError
+from mmlab.sim.address_space import State, Vma
 
 GUP_BATCH_PAGES = 16  # 2.6.31 __mlock_vma_pages_range: struct page *pages[16] per __get_user_pages call
 PTRS_PER_PMD = 512  # x86-64: one PMD table maps 512 x 2 MiB = 1 GiB

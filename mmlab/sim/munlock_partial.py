@@ -11,12 +11,12 @@ import math
 
 import pandas as pd
 
-from ..params import choice, real, size
-from ..units import PAGE_BYTES
-from .address_space import State, Strided, Vma
-from .eras import Era
-from .profile import Profile
-from .scenario import Scenario, SimParams, base_row
+from mmlab.core.params import choice, real, size
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.address_space import State, Strided, Vma
+from mmlab.sim.eras import Era
+from mmlab.sim.profile import Profile
+from mmlab.sim.scenario import Scenario, SimParams, base_row
 
 NAME = "munlock-partial"
 

@@ -25,12 +25,12 @@ from typing import Callable
 
 import pandas as pd
 
-from ..params import ParamError, choice, integer, seconds, size
-from ..units import PAGE_BYTES
-from .address_space import State, Vma
-from .eras import Era, exit_mmap
-from .profile import Profile
-from .scenario import Scenario, SimParams, base_row
+from mmlab.core.params import ParamError, choice, integer, seconds, size
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.address_space import State, Vma
+from mmlab.sim.eras import Era, exit_mmap
+from mmlab.sim.profile import Profile
+from mmlab.sim.scenario import Scenario, SimParams, base_row
 
 NAME = "oom-kill"
 OUTCOMES = ("recovered", "bystander-killed", "hung")

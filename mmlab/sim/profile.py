@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import paths
-from ..params import ParamError
+from mmlab.core import paths
+from mmlab.core.params import ParamError
 
 # name -> (unit, meaning). Per-page costs in ns, fixed costs in s.
 OPS: dict[str, tuple[str, str]] = {
@@ -173,7 +173,7 @@ def reference() -> Profile:
 
 def host_path(tag: str | None = None) -> Path:
     """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname)."""
-    from ..store import host_tag
+    from mmlab.core.store import host_tag
 
     return paths.REFERENCE_DIR / f"profile-{tag or host_tag()}.json"
 
@@ -197,7 +197,7 @@ def by_name(name: str) -> Profile:
     if p.suffix == ".json" and p.exists():
         # --- issue 6: a profile path is confined to the project's folders (mmlab often runs as root),
         # and a file that is not a profile is one line naming the parameter, not a traceback
-        from ..confine import inside
+        from mmlab.kernel.confine import inside
 
         p = inside("profile", name)
         try:

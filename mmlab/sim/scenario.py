@@ -7,9 +7,9 @@ from typing import Callable
 
 import pandas as pd
 
-from ..params import ParamError, Params, text
-from .eras import Era, era_for
-from .profile import NAMED, Profile, by_name
+from mmlab.core.params import ParamError, Params, text
+from mmlab.sim.eras import Era, era_for
+from mmlab.sim.profile import NAMED, Profile, by_name
 
 
 @dataclasses.dataclass(frozen=True)

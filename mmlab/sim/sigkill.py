@@ -12,12 +12,12 @@ from collections import Counter
 
 import pandas as pd
 
-from ..params import ParamError, choice, flag, seconds, size
-from ..units import PAGE_BYTES
-from .address_space import State, Vma
-from .eras import Era, exit_mmap
-from .profile import Profile
-from .scenario import Scenario, SimParams, base_row
+from mmlab.core.params import ParamError, choice, flag, seconds, size
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.address_space import State, Vma
+from mmlab.sim.eras import Era, exit_mmap
+from mmlab.sim.profile import Profile
+from mmlab.sim.scenario import Scenario, SimParams, base_row
 
 NAME = "sigkill-during-mlock"
 MAPPINGS = ("anon-private", "file-private", "file-shared")

@@ -5,11 +5,11 @@ import dataclasses
 
 import pandas as pd
 
-from ..params import ParamError, Params, choice, integer, real, reals, size, sizes, text
-from . import SCENARIOS
-from .eras import era_for
-from .oom import OomParams, timeline
-from .profile import NAMED
+from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
+from mmlab.sim import SCENARIOS
+from mmlab.sim.eras import era_for
+from mmlab.sim.oom import OomParams, timeline
+from mmlab.sim.profile import NAMED
 
 
 def _kernels(value: str) -> tuple[str, ...]:
@@ -116,8 +116,8 @@ class ValidationParams(Params):
 
 def wakabayashi_sensitivity(p: ValidationParams) -> pd.DataFrame:
     """Wakabayashi's test on the 2009 profile for each free-memory and swap-speed value (not a fit: a spread)."""
-    from .profile import desktop_2009
-    from .validate import wakabayashi
+    from mmlab.sim.profile import desktop_2009
+    from mmlab.sim.validate import wakabayashi
 
     base = desktop_2009()
     rows = []

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..stats import bootstrap_ci
-from ..units import PAGE_BYTES
-from . import munlock_partial, sigkill
-from .address_space import State, Vma
-from .eras import LATEST, era_for, exit_mmap
-from .profile import Profile, desktop_2009
+from mmlab.study.stats import bootstrap_ci
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim import munlock_partial, sigkill
+from mmlab.sim.address_space import State, Vma
+from mmlab.sim.eras import LATEST, era_for, exit_mmap
+from mmlab.sim.profile import Profile, desktop_2009
 
 TARGET = (0.75, 1.33)
 SWEEP_KEYS = ("vma_bytes", "target_populated_bytes", "target_populated_fraction", "mapping", "variant", "setting",

@@ -64,7 +64,7 @@ def wait_s_default() -> float:
     raw = os.environ.get("MMLAB_LOCK_WAIT_S")
     if raw is None or raw.strip() == "":
         return DEFAULT_WAIT_S
-    from .params import ParamError
+    from mmlab.core.params import ParamError
 
     try:
         value = float(raw)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from . import paths
-from .cli import CliError
-from .params import ParamError, Params, Spec, coerce
+from mmlab.core import paths
+from mmlab.cli import CliError
+from mmlab.core.params import ParamError, Params, Spec, coerce
 
 SUMMARY_PREFIX = "00-"
 HEADLINE_TAG = "headline"
@@ -91,11 +91,11 @@ def _params_class(ref: str) -> type[Params]:
 
     kind, _, name = ref.strip().partition(":")
     if kind == "experiment":
-        from . import experiments
+        from mmlab import experiments
 
         return experiments.get(name).Params
     if kind == "scenario":
-        from . import sim
+        from mmlab import sim
 
         return sim.SCENARIOS[name].Params
     return getattr(importlib.import_module(kind), name)
@@ -212,7 +212,7 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], hide_code
 
 
 def _env_rows() -> list[tuple[str, str]]:
-    from . import env
+    from mmlab.kernel import env
 
     return env.table(env.capture())
 
@@ -310,7 +310,7 @@ def main(names: Sequence[str], parameters: Mapping[str, object], hide_code: bool
          run_id: str | None = None) -> int:
     from tqdm import tqdm
 
-    from .store import new_run_id
+    from mmlab.core.store import new_run_id
 
     notebooks = discover(names)
     if not notebooks:

@@ -17,9 +17,10 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import params as p
-from . import paths, stats, store
-from .params import ParamError
+from mmlab.core import params as p
+from mmlab.core import paths, store
+from mmlab.study import stats
+from mmlab.core.params import ParamError
 
 # The compared quantity of each experiment (dotted as `<experiment>.<metric>` in tables).
 METRICS: dict[str, tuple[str, ...]] = {

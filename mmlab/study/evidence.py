@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import headline, store
+from mmlab.study import headline
+from mmlab.core import store
 
 
 def gather(runs: str, run_missing: bool, host_tag: str | None) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -12,7 +13,7 @@ def gather(runs: str, run_missing: bool, host_tag: str | None) -> tuple[pd.DataF
     folders, empty for the newest run of each experiment on this host; with `run_missing`, experiments
     with no rows are run now at small sizes. An experiment that cannot run here is recorded, not raised,
     so the summary still runs to the end."""
-    from . import experiments
+    from mmlab import experiments
 
     chosen = [r.strip() for r in runs.split(",") if r.strip()]
     stored = headline.newest_per_experiment(store.load(chosen or None), None if chosen else host_tag)

@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import params as p
-from . import stats
-from .units import PAGE_BYTES, format_bytes
+from mmlab.core import params as p
+from mmlab.study import stats
+from mmlab.core.units import PAGE_BYTES, format_bytes
 
 PRE, REPLAY, POST, NOW_SIM, REAL = "pre-sim", "pre-replay", "post-sim", "now-sim", "real"
 SERIES_ORDER = (PRE, REPLAY, POST, NOW_SIM, REAL)
@@ -418,7 +418,7 @@ SMALL_RUNS: dict[str, dict] = {
 
 def small_run(name: str) -> dict:
     """Small parameters for an experiment the summary runs itself (those the experiment declares)."""
-    from . import experiments
+    from mmlab import experiments
 
     known = experiments.get(name).Params.specs()
     return {k: v for k, v in SMALL_RUNS.get(name, {}).items() if k in known}
@@ -601,7 +601,7 @@ class Summary:
 
 def simulated(scenario: str, pts: Sequence[tuple[int, int]], kernels: Sequence[str], profile: str) -> pd.DataFrame:
     """The simulator's rows at each point for each kernel (deterministic, milliseconds per point)."""
-    from . import sim
+    from mmlab import sim
 
     frames = [sim.SCENARIOS[scenario].run({**sim_values(scenario, v, b), "kernel": k, "profile": profile})
               for v, b in pts for k in kernels]
@@ -628,7 +628,7 @@ def summarise(scen: Scenario, stored: pd.DataFrame, prm: SummaryParams, this_ker
 def summarise_oom(stored: pd.DataFrame, prm: SummaryParams, this_kernel: str,
                   missing: dict[str, str] | None = None) -> Summary:
     """The OOM scenario: measured trials, and the simulator with the same memory limit and bystanders."""
-    from . import sim
+    from mmlab import sim
 
     measured = stored[stored["experiment"] == OOM_NAME] if "experiment" in stored else stored.iloc[0:0]
     values = oom_sim_values(measured, {})

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from . import paths
-from .params import ParamError
+from mmlab.core import paths
+from mmlab.core.params import ParamError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 

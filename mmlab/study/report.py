@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import env as _env
+from mmlab.kernel import env as _env
 
 
 def environment_table(env: dict | None = None) -> pd.DataFrame:

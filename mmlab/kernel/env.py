@@ -11,8 +11,10 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__, cgroup, paths, procfs, safety
-from .store import host_tag
+from mmlab import __version__
+from mmlab.kernel import cgroup, procfs, safety
+from mmlab.core import paths
+from mmlab.core.store import host_tag
 
 
 def _read(path: str | Path, default: str = "") -> str:
@@ -116,7 +118,7 @@ def capture(experiments: bool = True) -> dict:
         "hostname_hash_only": True,
     }
     if experiments:
-        from . import experiments as ex
+        from mmlab import experiments as ex
 
         env["experiments"] = {}
         for name in ex.names():
@@ -127,7 +129,7 @@ def capture(experiments: bool = True) -> dict:
 
 def table(env: dict) -> list[tuple[str, str]]:
     """(key, value) pairs for a readable table; byte counts shown with units."""
-    from .units import format_bytes
+    from mmlab.core.units import format_bytes
 
     out = []
     for k, v in env.items():

@@ -10,9 +10,9 @@ import os
 import resource
 from dataclasses import dataclass
 
-from . import procfs
-from .params import ParamError
-from .units import format_bytes
+from mmlab.kernel import procfs
+from mmlab.core.params import ParamError
+from mmlab.core.units import format_bytes
 
 DEFAULT_LOCK_SHARE = float(os.environ.get("MMLAB_LOCK_SHARE", "0.25"))
 CAP_IPC_LOCK = 14  # include/uapi/linux/capability.h

@@ -1,6 +1,6 @@
 """Real experiments run here: in a child process, never in the caller's (or a notebook kernel's) process.
 
-The parent starts `python -m mmlab.child MODULE:FUNCTION ARGS_JSON`; the child sets PR_SET_PDEATHSIG so
+The parent starts `python -m mmlab.kernel.child MODULE:FUNCTION ARGS_JSON`; the child sets PR_SET_PDEATHSIG so
 it dies with its parent, ignores SIGINT (the parent decides), and talks JSON lines: it `send`s events on
 stdout and may `sync`, waiting for the parent's reply on stdin, so the parent can read /proc between
 steps. `Child` (parent side) always kills and reaps on leaving its `with` block, and measures the
@@ -61,7 +61,7 @@ class ChildContext:
 
 
 def _child_main(argv: list[str]) -> int:
-    from . import libc
+    from mmlab.kernel import libc
 
     parent = int(os.environ.get("MMLAB_PARENT_PID", "0"))
     libc.set_pdeathsig(signal.SIGKILL)
@@ -101,7 +101,7 @@ class Child:
     def start(self) -> "Child":
         env = dict(os.environ, MMLAB_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mmlab.child", self.target, json.dumps(self.args)],
+            [sys.executable, "-m", "mmlab.kernel.child", self.target, json.dumps(self.args)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, close_fds=True)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.started_monotonic = time.monotonic()

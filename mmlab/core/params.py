@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, ClassVar, TypeVar
 
-from .units import format_bytes, parse_bytes, parse_seconds
+from mmlab.core.units import format_bytes, parse_bytes, parse_seconds
 
 T = TypeVar("T", bound="Params")
 

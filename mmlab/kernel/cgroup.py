@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .procfs import parse_flat_keyed
+from mmlab.kernel.procfs import parse_flat_keyed
 
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
 NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # issue 6: used with fullmatch only, ASCII digits

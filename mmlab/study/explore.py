@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .units import format_bytes
+from mmlab.core.units import format_bytes
 
 KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
 
@@ -53,7 +53,7 @@ def explorer(draw: Callable[..., object], controls: Mapping[str, object], defaul
 
 def sigkill_curve(vma_bytes: int, kernel: str, profile: str = "reference", steps: int = 11) -> pd.DataFrame:
     """Simulated kill-to-reap seconds (with the model interval) against populated fraction at one VMA size."""
-    from . import sim
+    from mmlab import sim
 
     s = sim.SCENARIOS["sigkill-during-mlock"]
     frames = [s.run({"kernel": kernel, "profile": profile, "vma_bytes": vma_bytes,
@@ -111,8 +111,8 @@ def draw_oom(limit_mib: int = 256, bystanders: int = 2, kernel: str = "2.6.31", 
     `bystanders`; kills marked; title says the outcome."""
     import matplotlib.pyplot as plt
 
-    from . import sim
-    from .sim import oom
+    from mmlab import sim
+    from mmlab.sim import oom
 
     limit, byb = int(limit_mib) << 20, int(bystander_mib) << 20
     free = max(limit - bystanders * byb, 8 << 20)
@@ -169,7 +169,7 @@ def draw_measured(rows: pd.DataFrame, x: str, y: str, hue: str | None = None, ti
     """Measured rows after the filters: median per x (line) and every repeat (points), log y."""
     import matplotlib.pyplot as plt
 
-    from .stats import measured_rows
+    from mmlab.study.stats import measured_rows
 
     d = measured_rows(filtered(rows, choices))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

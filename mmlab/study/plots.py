@@ -45,7 +45,7 @@ def _measured(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _size_label(n: float) -> str:
-    from .units import format_bytes
+    from mmlab.core.units import format_bytes
 
     return format_bytes(n)
 
