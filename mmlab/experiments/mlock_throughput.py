@@ -93,7 +93,9 @@ def run(params: MlockThroughputParams, progress: bool = True):
 
     from mmlab.kernel.safety import budget
 
-    sizes = budget(params.lock_share).check("sizes", params.sizes)
+    b = budget(params.lock_share)
+    fitted = b.fit({"sizes": params.sizes})
+    sizes = b.check("sizes", fitted.values["sizes"])
     points = [(s, m) for s in sizes for m in params.mappings]
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), "mlock-throughput", progress) as bar:
@@ -109,6 +111,7 @@ def run(params: MlockThroughputParams, progress: bool = True):
                     "mlock_ns_per_page": m["mlock_ns"] / pages, "munlock_ns_per_page": m["munlock_ns"] / pages,
                     "munmap_ns_per_page": m["munmap_ns"] / pages,
                     **{k: v for k, v in m.items() if k not in ("mlock_ns", "munlock_ns", "munmap_ns")},
+                    **fitted.columns(),
                 })
                 bar.update()
     return pd.DataFrame(rows)

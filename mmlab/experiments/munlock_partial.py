@@ -137,6 +137,9 @@ def run(params: MunlockPartialParams, progress: bool = True):
     from mmlab.kernel.safety import budget
 
     b = budget(params.lock_share)
+    # mlock2(MLOCK_ONFAULT) and mlock() charge the whole VMA against RLIMIT_MEMLOCK (without CAP_IPC_LOCK)
+    fitted = b.fit({"vma_bytes": params.vma_bytes})
+    vmas = fitted.values["vma_bytes"]
     skipped: dict[str, str] = {}
     variants = list(params.variants)
     if "cgroup-limit" in variants:
@@ -150,13 +153,13 @@ def run(params: MunlockPartialParams, progress: bool = True):
             variants.remove("cgroup-limit")
     # what gets locked is the populated part (onfault) or the group's limit (cgroup-limit): the guard checks both
     b.check("populated_fractions x vma_bytes",
-            tuple(max(PAGE_BYTES, int(v * f)) for v in params.vma_bytes for f in params.populated_fractions))
+            tuple(max(PAGE_BYTES, int(v * f)) for v in vmas for f in params.populated_fractions))
     points = []
     for variant in variants:
         for f in params.populated_fractions:
             if variant == "cgroup-limit" and not 0 < f < 1:
                 continue  # a limit at 0 or above the VMA does not stop mlock part-way
-            for v in params.vma_bytes:
+            for v in vmas:
                 points.append((variant, v, f))
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
@@ -173,7 +176,8 @@ def run(params: MunlockPartialParams, progress: bool = True):
                              "populated_pages": pop_pages, "populated_fraction": pop_pages / pages,
                              "munlock_s": ns / 1e9, "munlock_ns_per_page": ns / pages,
                              "munlock_ns_per_vma_page": ns / pages,
-                             "munlock_ns_per_populated_page": ns / pop_pages if pop_pages else float("nan")})
+                             "munlock_ns_per_populated_page": ns / pop_pages if pop_pages else float("nan"),
+                             **fitted.columns()})
                 bar.update()
     df = pd.DataFrame(rows)
     df.attrs["skipped"] = skipped

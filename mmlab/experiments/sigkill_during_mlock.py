@@ -104,9 +104,12 @@ def run(params: SigkillParams, progress: bool = True):
 
     # What actually gets locked is what is populated before the kill: that is what the guard checks.
     # A VMA beyond RAM is safe because the kill target is below the guard (and the group's limit).
-    targets = budget(params.lock_share).check("populated_bytes", params.populated_bytes)
+    # Without CAP_IPC_LOCK mlock charges the whole VMA against RLIMIT_MEMLOCK: both sizes are divided.
+    b = budget(params.lock_share)
+    fitted = b.fit({"vma_bytes": params.vma_bytes, "populated_bytes": params.populated_bytes})
+    targets = b.check("populated_bytes", fitted.values["populated_bytes"])
     h, why = hierarchy() if params.use_cgroup else (None, "use_cgroup is false")
-    points = [(v, t) for t in targets for v in params.vma_bytes]
+    points = [(v, t) for t in targets for v in fitted.values["vma_bytes"]]
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
         for rep, warm in repetitions(params):
@@ -118,7 +121,7 @@ def run(params: SigkillParams, progress: bool = True):
                              "vma_pages": vma // PAGE_BYTES, **m,
                              "populated_pages": m["populated_bytes"] // PAGE_BYTES,
                              "overshoot_bytes": m["populated_bytes"] - target,
-                             "cgroup_reason": why})
+                             "cgroup_reason": why, **fitted.columns()})
                 bar.update()
     df = pd.DataFrame(rows)
     if len(df):

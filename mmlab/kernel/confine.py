@@ -19,7 +19,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 def project_roots() -> list[Path]:
     """The folders mmlab may write to or read named files from."""
-    return [paths.PROJECT_DIR, paths.runs_dir(), paths.reports_dir()]
+    return [paths.PROJECT_DIR, paths.runs_dir(), paths.reports_dir(), paths.data_dir()]
 
 
 def safe_name(param: str, value: object) -> str:

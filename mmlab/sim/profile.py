@@ -172,10 +172,11 @@ def reference() -> Profile:
 
 
 def host_path(tag: str | None = None) -> Path:
-    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname)."""
+    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): `data/profiles/` beside
+    the runs folder, which mmlab may write (the reference folder may sit read-only inside a wheel)."""
     from mmlab.core.store import host_tag
 
-    return paths.REFERENCE_DIR / f"profile-{tag or host_tag()}.json"
+    return paths.data_dir() / "profiles" / f"profile-{tag or host_tag()}.json"
 
 
 NAMED = ("reference", "desktop-2009", "host")
@@ -189,6 +190,8 @@ def by_name(name: str) -> Profile:
         return desktop_2009()
     if name == "host":
         p = host_path()
+        if not p.exists() and (paths.REFERENCE_DIR / p.name).exists():
+            p = paths.REFERENCE_DIR / p.name  # saved there by an older mmlab
         if not p.exists():
             raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path",
                              f"has no calibrated file yet ({p.name}); run `mmlab calibrate`")
