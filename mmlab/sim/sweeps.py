@@ -22,8 +22,12 @@ def _kernels(value: str) -> tuple[str, ...]:
 
 
 def _check_profile(name: str) -> None:
+    """A ParamError unless the profile can be loaded here (`host` needs `mmlab calibrate` first)."""
     if name not in NAMED and not name.endswith(".json"):
         raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")
+    from .profile import by_name
+
+    by_name(name)
 
 
 @dataclasses.dataclass(frozen=True)

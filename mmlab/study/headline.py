@@ -39,6 +39,11 @@ class SummaryParams(p.Params):
     run_missing: bool = p.flag(True, "run small real experiments when none are stored for this host")
     runs: str = p.text("", "run ids or folders to read real rows from; empty: newest stored runs of this host")
 
+    def check(self) -> None:
+        from mmlab.sim.sweeps import _check_profile
+
+        _check_profile(self.profile)
+
 
 def series_of(method: str, kernel: object, pre_kernel: str, post_kernel: str) -> str | None:
     """Which of the four series a row belongs to (None: a simulated kernel the summary does not show)."""
