@@ -208,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- issue 6 (reliability, security) ------------------------------------------------------------
     from mmlab.experiments import ExperimentFailed
     from mmlab.kernel.machine_lock import MachineBusy
+    from mmlab.core.store import StoreError
 
     os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
     previous = _stop_on_sigterm()
@@ -236,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `mmlab ... | head`: the reader left; no traceback (what was stored stays)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except StoreError as e:  # full disk, read-only folder: one line, where the rows went
+        print(f"mmlab: error: {e.strerror}", file=sys.stderr)
+        return 1
+    except OSError as e:  # any other file mmlab could not write or read (a report on a full disk)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mmlab: error: {where}{e.strerror or _one_line(e)}", file=sys.stderr)
+        return 1
     except Terminated:
         print("mmlab: terminated (SIGTERM); children killed and reaped, nothing half-written", file=sys.stderr)
         return 128 + signal.SIGTERM

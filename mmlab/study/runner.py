@@ -366,13 +366,13 @@ def main(names: Sequence[str], parameters: Mapping[str, object], hide_code: bool
 
     from mmlab.core.store import new_run_id
 
+    kernel_environment()
     notebooks = discover(names)
     if not notebooks:
         raise CliError(f"no notebooks found in {paths.NOTEBOOKS_DIR}")
     declared = {nb: declared_parameters(nb) for nb in notebooks}
     own = validate(notebooks, declared, parameters)
     check_kernels(notebooks)
-    kernel_environment()
     run_id = run_id or new_run_id()
     out_dir = paths.reports_dir() / run_id
     out_dir.mkdir(parents=True, exist_ok=False)
