@@ -50,9 +50,17 @@ def _print_table(rows: list[tuple[str, str]], out=sys.stdout) -> None:
         print(f"{k:<{width}}  {v}", file=out)
 
 
-def _print_rows(df, as_json: bool) -> None:
+def _print_rows(df, as_json: bool, as_csv: bool = False, table: bool = False) -> None:
+    """Rows for machines (--json: a list of objects; --csv), or for a person: a short table per point
+    (`table`, real experiments) or the rows themselves (simulations: one row per point already)."""
     if as_json:
         print(df.to_json(orient="records", double_precision=15))
+    elif as_csv:
+        df.to_csv(sys.stdout, index=False)
+    elif table:
+        from mmlab.study.console import tables
+
+        print(tables(df))
     else:
         import pandas as pd
 
@@ -102,7 +110,7 @@ def cmd_experiment(args) -> int:
         if args.json:
             print("[]")
         return 0
-    _print_rows(result.rows, args.json)
+    _print_rows(result.rows, args.json, args.csv, table=True)
     if result.run_dir is not None:
         print(f"mmlab: stored {len(result.rows)} rows in {result.run_dir}", file=sys.stderr)
     return 0
@@ -122,7 +130,7 @@ def cmd_simulate(args) -> int:
 
         run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture(experiments=False))
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
-    _print_rows(df, args.json)
+    _print_rows(df, args.json, args.csv)
     return 0
 
 
@@ -156,7 +164,7 @@ def cmd_run(args) -> int:
 def cmd_compare(args) -> int:
     from mmlab.study import compare
 
-    return compare.main(args.runs, as_json=args.json)
+    return compare.main(args.runs, as_json=args.json, reference=args.reference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,11 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--repeats", type=int, help="measured repetitions per point")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list of objects")
+    p.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--no-save", action="store_true", help="do not store the run")
     p.set_defaults(fn=cmd_experiment)
     p = with_params(sub.add_parser("simulate", help="run one simulated scenario"))
     p.add_argument("scenario")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--save", action="store_true", help="store the rows as a run")
     p.set_defaults(fn=cmd_simulate)
     p = sub.add_parser("calibrate", help="fit this machine's cost profile from stored real runs")
@@ -196,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("compare", help="compare stored runs (hosts, kernels)")
-    p.add_argument("runs", nargs="+", help="run ids or run folders")
+    p.add_argument("runs", nargs="*", help="run ids or run folders")
+    p.add_argument("--reference", action="store_true",
+                   help="this machine (the runs named, else its newest run of each experiment) beside the reference machine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_compare)
     return ap

@@ -174,11 +174,15 @@ def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
 
 
 def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
-         runs_dir: Path | None = None, with_env: bool = True) -> pd.DataFrame:
+         runs_dir: Path | None = None, with_env: bool = True, reference: bool = False) -> pd.DataFrame:
     """All stored runs (or the chosen run ids / folders) as one tidy DataFrame, environment joined.
 
+    `reference=True` reads the reference dataset shipped with mmlab instead: real runs at full sizes on
+    the reference machine (its environment in the env.* columns), to explore without running anything.
     Corrupt or partial run folders are skipped with a warning naming them. Parts of an experiment that a
     run skipped are in `.attrs["skipped_parts"]`: {run_id: {experiment: {part: reason}}}."""
+    if reference:
+        runs_dir = paths.REFERENCE_RUNS_DIR
     if isinstance(runs, str):
         runs = [runs]
     if runs is None:

@@ -172,11 +172,52 @@ def text_report(table: pd.DataFrame, envs: pd.DataFrame, labels: Mapping[str, st
     return "\n".join(out)
 
 
-def main(runs: Sequence[str], as_json: bool = False, out=None) -> int:
-    """Print the comparison (text, or JSON with `runs`, `environment`, `comparison`)."""
+REFERENCE = "reference machine"
+THIS = "this machine"
+
+
+def newest_per_experiment(dirs: Sequence[Path], experiments: Iterable[str]) -> list[Path]:
+    """The newest run of each of `experiments` among `dirs` (oldest first, as store.run_dirs gives them)."""
+    wanted, out = set(experiments), []
+    for d in reversed(list(dirs)):
+        try:
+            have = set(json.loads((d / store.RUN_JSON).read_text()).get("experiments", []))
+        except (OSError, ValueError):
+            continue
+        if have & wanted:
+            out.append(d)
+            wanted -= have
+    return out[::-1]
+
+
+def against_reference(runs: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows and metadata with two groups: the reference dataset (`reference machine`, the base) and this
+    machine's runs (those named, else the newest stored run of each experiment the reference has)."""
+    ref_dirs = store.run_dirs(paths.REFERENCE_RUNS_DIR)
+    if not ref_dirs:
+        raise ParamError("--reference", str(paths.REFERENCE_RUNS_DIR), "a folder holding the reference runs",
+                         "holds no reference runs")
+    ref_rows, ref_metas = read(ref_dirs)
+    mine = resolve(runs) if runs else newest_per_experiment(store.run_dirs(), set(ref_rows["experiment"]))
+    if not mine:
+        raise ParamError("runs", "", f"run ids, or real runs stored under {paths.runs_dir()}",
+                         "none of this machine's runs is stored")
+    my_rows, my_metas = read(mine)
+    rows = pd.concat([ref_rows.assign(run_id=REFERENCE), my_rows.assign(run_id=THIS)], ignore_index=True, sort=False)
+    metas = [{**ref_metas[-1], "run_id": REFERENCE}, {**my_metas[-1], "run_id": THIS}]
+    return rows, metas
+
+
+def main(runs: Sequence[str], as_json: bool = False, out=None, reference: bool = False) -> int:
+    """Print the comparison (text, or JSON with `runs`, `environment`, `comparison`); with `reference`,
+    this machine's runs against the reference dataset."""
     out = out or sys.stdout
-    dirs = resolve(runs)
-    rows, metas = read(dirs)
+    if reference:
+        rows, metas = against_reference(runs)
+    else:
+        if not runs:
+            raise ParamError("runs", "", "one or more run ids or folders, or --reference", "is empty")
+        rows, metas = read(resolve(runs))
     order = [m["run_id"] for m in metas]
     table = comparison(rows, order)
     envs = env_table(metas)

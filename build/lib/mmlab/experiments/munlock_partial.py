@@ -1,0 +1,224 @@
+"""`munlock-partial`: munlock() of a VM_LOCKED range that is only partly populated, in one process.
+
+Two ways to get there, as `variant`:
+- `onfault`: mlock2(MLOCK_ONFAULT) marks the whole VMA VM_LOCKED and populates nothing (4.4+); then
+  MADV_POPULATE_WRITE faults in the first `populated_fraction` of it (those pages are mlocked as they
+  are faulted, being in a VM_LOCKED VMA).
+- `cgroup-limit`: a plain mlock() inside a cgroup v1 memory group with `oom_kill_disable 1` and a limit
+  at `populated_fraction` of the VMA: mlock populates up to the limit, then gives up with EAGAIN,
+  leaving the whole VMA VM_LOCKED and part of it present: the "mlock gave up part-way" state. The child
+  would then sleep in the memcg OOM wait at its next fault, so the parent lifts the limit on seeing
+  `under_oom 1` or the child's report (MEASURING.md). cgroup v2 has no oom_kill_disable (an mlock over
+  memory.max is OOM-killed, not failed), so there this variant is skipped with that reason.
+Then munlock() of the whole VMA is timed, right after a few zero-length munlock() calls that wake the CPU
+and warm the syscall path (the last one's time is kept as `munlock_null_s`, the harness floor). 2.6.31
+faulted in every absent page here; 5.18+ walks only populated page tables (34b6792380ce), so the cost
+should follow the populated pages (kernel-history 2, 5).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from dataclasses import dataclass
+
+from mmlab.kernel import cgroup, libc
+from mmlab.core import params as p
+from mmlab.kernel.child import Child, ChildError
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
+from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
+
+NAME = "munlock-partial"
+CHILD = "mmlab.experiments.munlock_partial:child_main"
+VARIANTS = ("onfault", "cgroup-limit")
+CGROUP_SLACK_BYTES = 4 << 20  # charged to the group by the Python child itself after it joins
+
+
+@dataclass(frozen=True)
+class MunlockPartialParams(RealParams):
+    repeats: int = p.integer(7, "measured repetitions per point (an untouched range takes microseconds: single interrupts matter)", 1, 100)
+    vma_bytes: tuple = p.sizes(["64MiB", "512MiB"], "sizes of the VM_LOCKED VMA", hi=1 << 44)
+    populated_fractions: tuple = p.reals([0.0, 0.1, 0.5, 1.0], "fractions of the VMA populated before munlock()", 0.0, 1.0)
+    variants: tuple = p.choices(list(VARIANTS), VARIANTS,
+                                "onfault (mlock2 MLOCK_ONFAULT then populate) | cgroup-limit (mlock stopped by a v1 memory cgroup limit)")
+
+
+NULL_CALLS = 8  # zero-length munlock() calls just before the timed one
+
+
+def warm_munlock_path(addr: int) -> int:
+    """Zero-length munlock() calls (the syscall entry and mmap_lock, no VMA touched: apply_vma_lock_flags
+    returns at start == end) so the timed call does not pay for a CPU just woken from the pipe handshake
+    (a cold first call here took ~57 us against ~2 us warm). Returns the last call's ns: the harness floor."""
+    ns = 0
+    for _ in range(NULL_CALLS):
+        t0 = time.monotonic_ns()
+        libc.munlock(addr, 0)
+        ns = time.monotonic_ns() - t0
+    return ns
+
+
+def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str) -> None:
+    """Runs in the child: reach the partly populated VM_LOCKED state, report it, time munlock()."""
+    addr = map_anon(vma_bytes)
+    resident_bytes(addr, vma_bytes)  # grows the heap for the count after munlock, so that count adds no RSS
+    ctx.sync("mapped")  # the parent moves a cgroup-limit child into its group now
+    t0 = time.monotonic_ns()
+    err = None
+    if variant == "onfault":
+        libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
+        populate(addr, populate_bytes)
+    else:
+        try:
+            libc.mlock(addr, vma_bytes)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ENOMEM):
+                raise
+            err = e.errno
+    t1 = time.monotonic_ns()
+    ctx.sync("stopped", lock_ns=t1 - t0, lock_errno=errno_name(err))  # parent lifts the limit before replying
+    ctx.sync("populated")  # the parent reads /proc now
+    null_ns = warm_munlock_path(addr)
+    t0 = time.monotonic_ns()
+    libc.munlock(addr, vma_bytes)
+    t1 = time.monotonic_ns()
+    # Counted after munlock (which leaves pages present), not before: a mincore over the whole range just
+    # before the timed call tripled munlock() of an untouched 512 MiB range (3 us -> 8 us, cache pollution).
+    present = resident_bytes(addr, vma_bytes)
+    ctx.sync("unlocked", munlock_ns=t1 - t0, munlock_null_ns=null_ns, populated_bytes=present,
+             resident_after_bytes=present)
+    libc.munmap(addr, vma_bytes)
+
+
+def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPartialParams,
+                h: cgroup.Hierarchy | None) -> dict:
+    """One child in the requested state; munlock() timed; the row's measurements."""
+    target = int(vma_bytes * fraction) // PAGE_BYTES * PAGE_BYTES
+    row: dict = {}
+    with contextlib.ExitStack() as stack:
+        group = None
+        if variant == "cgroup-limit":
+            group = stack.enter_context(cgroup.memory_cgroup())
+            group.set_oom_kill_disable(True)
+            group.set_limit(target + CGROUP_SLACK_BYTES)
+            row.update(cgroup_limit_bytes=target + CGROUP_SLACK_BYTES, cgroup_version=group.version)
+        c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes,
+                                      populate_bytes=target, variant=variant))
+        c.expect("mapped")
+        if group is not None:
+            group.add(c.pid)
+        row.update(counters("before", c.pid))
+        c.reply()
+        msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=True)
+        if msg.get("event") != "stopped":
+            raise ChildError(f"{NAME}: expected 'stopped', got {msg}")
+        if group is not None:
+            group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
+            row["cgroup_oom_events"] = group.events().get("oom", 0)
+        row.update(lock_s=msg["lock_ns"] / 1e9, lock_errno=msg["lock_errno"], under_oom_seen=waited)
+        c.reply()
+        c.expect("populated")
+        row.update(counters("populated", c.pid))
+        c.reply()
+        msg = c.expect("unlocked")
+        row.update(counters("after", c.pid))
+        row.update(munlock_ns=msg["munlock_ns"], munlock_null_s=msg["munlock_null_ns"] / 1e9,
+                   populated_bytes=msg["populated_bytes"],
+                   resident_after_munlock_bytes=msg["resident_after_bytes"])
+        c.reply()
+        c.expect("done")
+    return row
+
+
+def run(params: MunlockPartialParams, progress: bool = True):
+    import pandas as pd
+
+    from mmlab.kernel.safety import budget
+
+    b = budget(params.lock_share)
+    # mlock2(MLOCK_ONFAULT) and mlock() charge the whole VMA against RLIMIT_MEMLOCK (without CAP_IPC_LOCK)
+    fitted = b.fit({"vma_bytes": params.vma_bytes})
+    vmas = fitted.values["vma_bytes"]
+    skipped: dict[str, str] = {}
+    variants = list(params.variants)
+    if "cgroup-limit" in variants:
+        h, why = hierarchy()
+        if h is None:
+            skipped["cgroup-limit"] = f"no memory cgroup: {why}"
+        elif h.version != 1:
+            skipped["cgroup-limit"] = (f"{h.describe()}: cgroup v2 has no oom_kill_disable, so an mlock over "
+                                       "memory.max is OOM-killed instead of giving up part-way")
+        if "cgroup-limit" in skipped:
+            variants.remove("cgroup-limit")
+    # what gets locked is the populated part (onfault) or the group's limit (cgroup-limit): the guard checks both
+    b.check("populated_fractions x vma_bytes",
+            tuple(max(PAGE_BYTES, int(v * f)) for v in vmas for f in params.populated_fractions))
+    points = []
+    for variant in variants:
+        for f in params.populated_fractions:
+            if variant == "cgroup-limit" and not 0 < f < 1:
+                continue  # a limit at 0 or above the VMA does not stop mlock part-way
+            for v in vmas:
+                points.append((variant, v, f))
+    rows = []
+    with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
+        for rep, warm in repetitions(params):
+            ordered = points if rep % 2 == 0 else points[::-1]
+            for seq, (variant, vma, f) in enumerate(ordered):
+                m = measure_one(vma, f, variant, params, h if variant == "cgroup-limit" else None)
+                pages = vma // PAGE_BYTES
+                pop_pages = m["populated_bytes"] // PAGE_BYTES
+                ns = m.pop("munlock_ns")
+                rows.append({"experiment": NAME, "method": "real", "variant": variant, "vma_bytes": vma,
+                             "vma_pages": pages, "target_populated_fraction": f,
+                             "repeat": rep, "warmup": warm, "order": seq, **m,
+                             "populated_pages": pop_pages, "populated_fraction": pop_pages / pages,
+                             "munlock_s": ns / 1e9, "munlock_ns_per_page": ns / pages,
+                             "munlock_ns_per_vma_page": ns / pages,
+                             "munlock_ns_per_populated_page": ns / pop_pages if pop_pages else float("nan"),
+                             **fitted.columns()})
+                bar.update()
+    df = pd.DataFrame(rows)
+    df.attrs["skipped"] = skipped
+    return df
+
+
+EXPERIMENT = Experiment(
+    name=NAME,
+    description="munlock() of a VM_LOCKED range only partly populated (MLOCK_ONFAULT, or mlock stopped by a cgroup limit)",
+    Params=MunlockPartialParams,
+    run=run,
+    cgroup_optional=True,
+)
+
+
+def findings(rows) -> str:
+    """Markdown sentences built from the rows: munlock() of an untouched VMA, cost per populated page
+    for each variant, and skipped variants."""
+    from mmlab.core.units import format_bytes
+
+    lines = []
+    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    for variant, g in (d.groupby("variant", sort=False) if len(d) else []):
+        empty = g[g["populated_bytes"] == 0]
+        if len(empty):
+            us = empty.groupby("vma_bytes")["munlock_s"].median() * 1e6
+            lines.append(f"- {variant}: munlock() of a VM_LOCKED VMA with nothing populated took "
+                         + ", ".join(f"{v:.1f} µs ({format_bytes(k)})" for k, v in us.items())
+                         + ": empty page tables are skipped.")
+        pop = g[g["populated_bytes"] > 0]
+        if len(pop):
+            per = pop.groupby("vma_bytes")["munlock_ns_per_populated_page"].median()
+            lines.append(f"- {variant}: median ns per populated page "
+                         + ", ".join(f"{v:.0f} ({format_bytes(k)} VMA)" for k, v in per.items())
+                         + f"; populated fractions reached {pop['populated_fraction'].min():.2f} to "
+                         f"{pop['populated_fraction'].max():.2f}.")
+        if variant == "cgroup-limit":
+            errs = sorted(set(g["lock_errno"]))
+            lines.append(f"- cgroup-limit: mlock() returned {', '.join(errs)} in {len(g)} of {len(g)} runs after "
+                         "populating up to the group's limit.")
+    for variant, why in (rows.attrs.get("skipped") or {}).items():
+        lines.append(f"- **{variant} skipped:** {why}")
+    return "\n".join(lines) or "No measured rows."

@@ -1,0 +1,273 @@
+"""`prepatch-replay`: redo, on this kernel, the work the pre-patch (2.6.31) exit did after an mlock cut short.
+
+On 2.6.31, exit_mmap() munlocked every VM_LOCKED VMA with write-GUP, faulting in (allocating and zeroing)
+every page mlock never reached, then unmapped (kernel-history 1-2, 408e82b78bcc). The child here cuts mlock
+short at `populated_fraction` (mlock2 MLOCK_ONFAULT, then MADV_POPULATE_WRITE of the reached prefix), then
+replays that exit: munlock() (the old pass cleared VM_LOCKED first, so the pages it faulted were never
+mlocked), MADV_POPULATE_WRITE over the unreached pages, which goes through get_user_pages -> faultin_page
+like the old munlock did (5.14+; on EINVAL, older kernels, a user-space write loop, labelled
+`fault_method = write-loop`), then munmap(). Every row is `method = replay`.
+
+`setting` says where it runs:
+- `free`: no memory cgroup: the replay's cost on free memory.
+- `cgroup-oom`: a memory cgroup whose limit leaves room for only `headroom_fraction` of the unreached
+  pages, default OOM handling: the 2009 condition (an exit that must allocate at the limit).
+- `cgroup-enomem`: the same with cgroup v1 `oom_kill_disable 1`: faults from GUP fail with ENOMEM
+  instead (a user-space write loop instead sleeps in the memcg OOM wait until the parent lifts the
+  limit: outcome `oom-wait`). v1 only.
+Each row also carries the modern exit of a twin child brought to the same state and SIGKILLed
+(`modern_kill_to_reap_s`, a real measurement), so replay and real sit side by side.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from mmlab.kernel import cgroup, libc, procfs
+from mmlab.core import params as p
+from mmlab.kernel.child import Child, ChildDied, ChildError
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments import Experiment
+from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
+from mmlab.experiments.cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
+                        resident_bytes, term_signal)
+
+NAME = "prepatch-replay"
+CHILD = "mmlab.experiments.prepatch_replay:child_main"
+SETTINGS = ("free", "cgroup-oom", "cgroup-enomem")
+OUTCOMES = ("ok", "ENOMEM", "EINTR", "oom-killed", "oom-wait")
+
+
+@dataclass(frozen=True)
+class ReplayParams(RealParams):
+    repeats: int = p.integer(7, "measured repetitions per point (per-page fault cost swings 1.1-4 us between repeats)", 1, 100)
+    vma_bytes: tuple = p.sizes(["64MiB", "256MiB"], "sizes of the VMA whose mlock was cut short", hi=1 << 40)
+    populated_fraction: float = p.real(0.25, "fraction of the VMA mlock had populated when it was cut short", 0.0, 1.0)
+    settings: tuple = p.choices(list(SETTINGS), SETTINGS,
+                                "free (no cgroup) | cgroup-oom (limit below the VMA) | cgroup-enomem (same, v1 oom_kill_disable 1)")
+    headroom_fraction: float = p.real(0.5, "cgroup settings: the limit leaves room for this fraction of the unreached pages", 0.0, 0.99)
+    fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
+    modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
+    settle_s: float = settle_s_field()  # issue 4.5: before the replay's timed fault-in
+
+
+def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
+    """Whether the running (or given) kernel release is at least major.minor."""
+    import os
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
+
+
+def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
+               settle_s: float = 0.0) -> None:
+    """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit."""
+    addr = map_anon(vma_bytes)
+    ctx.sync("mapped")  # the parent moves a cgroup child into its group now
+    libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
+    populate(addr, populated_bytes)
+    ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes))  # parent sets the limit, or kills
+    if not replay:
+        return
+    rest = vma_bytes - populated_bytes
+    if fault_method == "auto":  # MADV_POPULATE_WRITE exists from 5.14 (populate() still falls back on EINVAL)
+        fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
+    settle(settle_s)  # issue 4.5: the twin's freed memory handed back to the host before the timed fault-in
+    ctx.send("replaying", t_ns=time.monotonic_ns(), fault_method=fault_method)
+    # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
+    # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
+    # would mlock each new page and munlock it again, work the old exit did not do.
+    reported0 = procfs.host_reported_kib()
+    ru0 = libc.getrusage()
+    t0 = time.monotonic_ns()
+    libc.munlock(addr, vma_bytes)
+    t1 = time.monotonic_ns()
+    err = None
+    method = fault_method
+    try:
+        method = populate(addr + populated_bytes, rest, fault_method)
+    except OSError as e:
+        err = e.errno
+    t2 = time.monotonic_ns()
+    ru1 = libc.getrusage()
+    ctx.sync("faulted", fault_ns=t2 - t1, fault_errno=errno_name(err), fault_method=method,
+             minflt=ru1.ru_minflt - ru0.ru_minflt)  # the parent lifts any limit before replying
+    present = resident_bytes(addr, vma_bytes)
+    t3 = time.monotonic_ns()
+    libc.munmap(addr, vma_bytes)
+    t4 = time.monotonic_ns()
+    reported1 = procfs.host_reported_kib()
+    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t1 - t0, munmap_ns=t4 - t3,
+             host_reported_kib=None if reported0 is None or reported1 is None else reported1 - reported0)
+
+
+def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,
+              group: cgroup.MemoryCgroup | None, row: dict) -> Child:
+    """Start a child and bring it to the cut-short state; counters before and at the cut go in row."""
+    c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
+                                  fault_method=params.fault_method, replay=replay,
+                                  settle_s=params.settle_s if replay else 0.0))
+    c.expect("mapped")
+    if group is not None:
+        group.add(c.pid)
+    row.update(counters("before", c.pid))
+    c.reply()
+    msg = c.expect("cut")
+    row.update(counters("cut", c.pid))
+    row["populated_bytes"] = msg["populated_bytes"]
+    return c
+
+
+def modern_exit(vma: int, populated: int, params: ReplayParams) -> dict:
+    """A twin child in the same state, SIGKILLed: the modern exit of the same VMA (method real)."""
+    row: dict = {}
+    with contextlib.ExitStack() as stack:
+        c = cut_child(stack, vma, populated, params, False, None, row)
+        t = kill_timed(c, params.timeout_s)
+    return {"modern_kill_to_reap_s": t["kill_to_reap_s"], "modern_populated_bytes": row["populated_bytes"]}
+
+
+def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> dict:
+    """One child: cut short, replay the pre-patch exit, record what it met; the row's measurements."""
+    row: dict = {"setting": setting, "outcome": "ok"}
+    with contextlib.ExitStack() as stack:
+        group = None
+        if setting != "free":
+            group = stack.enter_context(cgroup.memory_cgroup())
+            if setting == "cgroup-enomem":
+                group.set_oom_kill_disable(True)
+        c = cut_child(stack, vma, populated, params, True, group, row)
+        if group is not None:
+            limit = group.usage_bytes() + int((vma - populated) * params.headroom_fraction)
+            group.set_limit(limit)
+            row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
+        c.reply()
+        msg = c.expect("replaying")
+        t_start, method = msg["t_ns"] / 1e9, msg["fault_method"]
+        try:
+            msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
+        except ChildDied as e:  # the group's OOM killer took the replaying child
+            c.wait_exit(params.timeout_s)
+            row.update(outcome="oom-killed", term_signal=term_signal(e.returncode),
+                       replay_s=time.monotonic() - t_start, fault_method=method)
+            if group is not None:
+                row.update(cgroup_oom_kills=group.oom_kills())
+            row.update(counters("after"))
+            return row
+        if group is not None:
+            group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
+            row.update(cgroup_oom_kills=group.oom_kills(), cgroup_oom_events=group.events().get("oom", 0))
+        if msg.get("event") != "faulted":
+            raise ChildError(f"{NAME}: expected 'faulted', got {msg}")
+        outcome = msg["fault_errno"]
+        if outcome == "ok" and waited:
+            outcome = "oom-wait"
+        row.update(outcome=outcome, under_oom_seen=waited, fault_s=msg["fault_ns"] / 1e9,
+                   fault_method=msg["fault_method"], minflt_replay=msg["minflt"])
+        row.update(counters("faulted", c.pid))
+        c.reply()
+        msg = c.expect("replayed")
+        row.update(counters("after"))
+        row.update(present_after_fault_bytes=msg["present_after_fault_bytes"], munlock_s=msg["munlock_ns"] / 1e9,
+                   munmap_s=msg["munmap_ns"] / 1e9, host_reported_kib=msg["host_reported_kib"])
+        row["replay_s"] = row["fault_s"] + row["munlock_s"] + row["munmap_s"]
+        c.reply()
+        c.expect("done")
+    return row
+
+
+def run(params: ReplayParams, progress: bool = True):
+    import pandas as pd
+
+    from mmlab.kernel.safety import budget
+
+    # outside a cgroup the replay allocates the whole VMA: the guard checks vma_bytes
+    # the cut-short state is an mlock2(MLOCK_ONFAULT) of the whole VMA: without CAP_IPC_LOCK it must fit RLIMIT_MEMLOCK
+    b = budget(params.lock_share)
+    fitted = b.fit({"vma_bytes": params.vma_bytes})
+    vmas = b.check("vma_bytes", fitted.values["vma_bytes"])
+    skipped: dict[str, str] = {}
+    settings = list(params.settings)
+    if any(s != "free" for s in settings):
+        h, why = hierarchy()
+        for s in [s for s in settings if s != "free"]:
+            if h is None:
+                skipped[s] = f"no memory cgroup: {why}"
+            elif s == "cgroup-enomem" and h.version != 1:
+                skipped[s] = f"{h.describe()}: cgroup v2 has no oom_kill_disable"
+        settings = [s for s in settings if s not in skipped]
+    points = [(s, v) for s in settings for v in vmas]
+    rows = []
+    with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
+        for rep, warm in repetitions(params):
+            ordered = points if rep % 2 == 0 else points[::-1]
+            for seq, (setting, vma) in enumerate(ordered):
+                populated = int(vma * params.populated_fraction) // PAGE_BYTES * PAGE_BYTES
+                twin = modern_exit(vma, populated, params) if params.modern_exit else {}
+                m = replay_one(vma, populated, setting, params)
+                unreached = (vma - m["populated_bytes"]) // PAGE_BYTES
+                faulted = max(0, m.get("present_after_fault_bytes", m["populated_bytes"]) - m["populated_bytes"])
+                rows.append({"experiment": NAME, "method": "replay", "vma_bytes": vma, "vma_pages": vma // PAGE_BYTES,
+                             "target_populated_bytes": populated, "repeat": rep, "warmup": warm, "order": seq,
+                             "settle_s": params.settle_s, "headroom_fraction": params.headroom_fraction,
+                             **m, "unreached_pages": unreached,
+                             "pages_faulted": faulted // PAGE_BYTES if "present_after_fault_bytes" in m else float("nan"),
+                             "bytes_allocated": (m["rss_faulted_bytes"] - m["rss_cut_bytes"]) if "rss_faulted_bytes" in m else float("nan"),
+                             "fault_ns_per_page": m["fault_s"] * 1e9 / (faulted // PAGE_BYTES) if faulted and "fault_s" in m else float("nan"),
+                             **twin, **fitted.columns()})
+                bar.update()
+    df = pd.DataFrame(rows)
+    for col in ("fault_s", "munlock_s", "munmap_s", "term_signal"):
+        if col not in df and len(df):
+            df[col] = float("nan")
+    if len(df):
+        df["term_signal"] = df["term_signal"].astype("Int64")
+    df.attrs["skipped"] = skipped
+    return df
+
+
+EXPERIMENT = Experiment(
+    name=NAME,
+    description="replay the pre-patch exit (munlock, fault in every unreached page, munmap) after an mlock cut short",
+    Params=ReplayParams,
+    run=run,
+    cgroup_optional=True,
+)
+
+
+def findings(rows) -> str:
+    """Markdown sentences built from the rows: the replayed exit beside the modern one, the cost per
+    faulted page, what each cgroup setting met, and skipped settings."""
+    from mmlab.core.units import format_bytes
+
+    lines = []
+    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    free = d[d["setting"] == "free"] if len(d) else d
+    for vma, g in (free.groupby("vma_bytes") if len(free) else []):
+        rep, mod = g["replay_s"].median(), g["modern_kill_to_reap_s"].median() if "modern_kill_to_reap_s" in g else float("nan")
+        lines.append(f"- {format_bytes(vma)} VMA, {g['unreached_pages'].median():.0f} pages unreached: the replayed "
+                     f"pre-patch exit took {rep * 1e3:.1f} ms ({g['fault_ns_per_page'].median():.0f} ns per page faulted, "
+                     f"{g['bytes_allocated'].median() / (1 << 20):.0f} MiB allocated, fault_method "
+                     f"{', '.join(sorted(set(g['fault_method'])))}), the modern exit {mod * 1e3:.1f} ms: "
+                     f"{rep / mod:.1f}x.")
+    for setting, g in (d[d["setting"] != "free"].groupby("setting", sort=False) if len(d) else []):
+        counts = g["outcome"].value_counts()
+        said = {"oom-killed": "an OOM kill (SIGKILL by the group)", "ENOMEM": "ENOMEM from get_user_pages",
+                "oom-wait": "the memcg OOM wait (lifted by the parent)", "EINTR": "EINTR", "ok": "no limit (it fit)"}
+        met = ", ".join(f"{said.get(k, k)} in {v} of {len(g)} runs" for k, v in counts.items())
+        extra = ""
+        if "pages_faulted" in g and g["pages_faulted"].notna().any():
+            frac = (g["pages_faulted"] / g["unreached_pages"]).median()
+            extra = f"; it faulted in a median {frac:.0%} of the unreached pages before stopping"
+        lines.append(f"- {setting}: the replay at the group's limit met {met}{extra}.")
+    if "host_reported_kib" in d and d["host_reported_kib"].notna().any():
+        hit = d[d["host_reported_kib"] > 0]
+        lines.append(f"- The guest handed free memory back to its host (free page reporting) during {len(hit)} of "
+                     f"{int(d['host_reported_kib'].notna().sum())} timed replays"
+                     + (f" ({format_bytes(hit['host_reported_kib'].sum() * 1024)} in all): those rows' first touches "
+                        "may be slower." if len(hit) else "."))
+    for setting, why in (rows.attrs.get("skipped") or {}).items():
+        lines.append(f"- **{setting} skipped:** {why}")
+    return "\n".join(lines) or "No measured rows."

@@ -1,0 +1,120 @@
+"""Figures for notebooks 06 and 07: seaborn on the tidy simulation and validation tables."""
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.rcParams.setdefault("figure.dpi", 100)
+ERA_ORDER = ["2.6.31", "2.6.32", "3.12", "5.18"]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
+    """Simulated kill-to-reap seconds against `x`, one line per era, the profile's interval as a band."""
+    import seaborn as sns
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    d = df.copy()
+    xs = d[x] / (1 << 30) if x.endswith("_bytes") else d[x]
+    d["_x"] = xs
+    hue_order = [e for e in ERA_ORDER if e in set(d.era)]
+    sns.lineplot(data=d, x="_x", y="exit_s", hue="era", hue_order=hue_order, marker="o", ax=ax)
+    palette = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))
+    for era, g in d.groupby("era"):
+        g = g.sort_values("_x")
+        ax.fill_between(g["_x"], g["exit_s_lo"], g["exit_s_hi"], alpha=0.2, color=palette[era])
+    if log_x:
+        ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{x.removesuffix('_bytes')} (GiB)" if x.endswith("_bytes") else x)
+    ax.set_ylabel("simulated kill_to_reap_s (s, log)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
+    """Free memory and the victim's RSS over time, one panel per kernel, OOM kills marked and labelled."""
+    plt = _plt()
+    kernels = list(dict.fromkeys(tl["kernel"]))
+    fig, axes = plt.subplots(1, len(kernels), figsize=(4.2 * len(kernels), 3.8), sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], kernels):
+        g = tl[tl.kernel == k]
+        ax.step(g.time_s, g.free_bytes / (1 << 30), where="post", label="free memory")
+        ax.step(g.time_s, g.victim_rss_bytes / (1 << 30), where="post", label="victim RSS", alpha=0.7)
+        top = max(g.free_bytes.max(), g.victim_rss_bytes.max()) / (1 << 30)
+        for i, (_, e) in enumerate(g[g.event == "oom_kill"].iterrows()):
+            ax.axvline(e.time_s, color="red", alpha=0.5, lw=1)
+            ax.annotate(f"kill {e.role} {e.pid}", (e.time_s, top * (0.95 - 0.12 * i)), fontsize=7, color="red",
+                        ha="right", va="top")
+        outcome = g[g.event == "outcome"].detail.iloc[-1] if (g.event == "outcome").any() else "?"
+        ax.set_title(f"kernel {k} (era {g.era.iloc[0]}): {outcome}", fontsize=10)
+        ax.set_xlabel("time since mlock() (s)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("GiB")
+    axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.suptitle("oom-kill, simulated: memory over time; red lines = OOM kills", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def exit_by_era(df: pd.DataFrame, title: str):
+    """Bar per era of simulated kill-to-reap seconds with the profile's interval (the explorer's figure)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    d = df.set_index("era").reindex([e for e in ERA_ORDER if e in set(df.era)])
+    err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
+    ax.bar(d.index, d.exit_s, yerr=err, capsize=4, color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
+    for i, (era, r) in enumerate(d.iterrows()):
+        ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("simulated kill_to_reap_s (s, log)")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
+    """sim/real ratio per sweep point with its interval; the target band shaded."""
+    plt = _plt()
+    comps = list(dict.fromkeys(table.comparison))
+    fig, axes = plt.subplots(len(comps), 1, figsize=(8, 2.8 * len(comps)), squeeze=False)
+    for ax, c in zip(axes[:, 0], comps):
+        g = table[table.comparison == c].reset_index(drop=True)
+        extra = next((k for k in ("variant", "setting", "fault_method") if k in g and g[k].notna().any()), None)
+        labels = [f"{v / (1 << 20):.0f}MiB VMA\n{p / (1 << 20):.0f}MiB pop." + (f"\n{e}" if extra else "")
+                  for v, p, e in zip(g.vma_bytes, g.populated_bytes, g[extra] if extra else [""] * len(g))]
+        ax.axhspan(*target, color="green", alpha=0.12, label=f"target {target[0]}x-{target[1]}x")
+        ax.errorbar(range(len(g)), g.ratio, yerr=[(g.ratio - g.ratio_lo).clip(lower=0), (g.ratio_hi - g.ratio).clip(lower=0)],
+                    fmt="o", capsize=4)
+        ax.axhline(1, color="grey", lw=1)
+        ax.set_xticks(range(len(g)), labels, fontsize=7, rotation=40, ha="right")
+        ax.set_ylabel("sim / real")
+        ax.set_title(c, fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def wakabayashi_bars(w: pd.DataFrame):
+    """Published and simulated total times of Wakabayashi's test, before and after the patch."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    x = np.arange(len(w))
+    ax.bar(x - 0.2, w.published_total_s, 0.4, label="published (2009)")
+    ax.bar(x + 0.2, w.sim_total_s, 0.4, yerr=[w.sim_total_s - w.sim_total_s_lo, w.sim_total_s_hi - w.sim_total_s],
+           capsize=4, label="simulated, desktop-2009 profile")
+    ax.set_xticks(x, [f"{p} patch\n(kernel {k})" for p, k in zip(w.patch, w.kernel)])
+    for i, r in w.iterrows():
+        ax.annotate(f"sim/pub {r.ratio_total:.2f}x", (i + 0.2, r.sim_total_s), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("total time of run.sh (s)")
+    ax.set_title("Wakabayashi's test: 2,000,000,000 bytes, SIGKILL after 2 s", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
