@@ -32,3 +32,35 @@ def test_notebooks_are_committed_without_outputs_and_with_a_parameters_cell():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} has outputs"
         assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name} has no parameters cell"
+
+
+def test_a_wheel_carries_what_mmlab_reads_at_run_time(tmp_path):
+    """A wheel (not an editable install) holds the notebooks, the reference profile and dataset and the C
+    reference program inside the package, where mmlab.core.paths looks when no source tree is beside it."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True).stdout.split()
+    if not files:
+        import pytest
+
+        pytest.skip("not a git checkout")
+    for f in files:
+        if (ROOT / f).is_file():
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, src / f)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "wheel"), str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = set(zipfile.ZipFile(next((tmp_path / "wheel").glob("mmlab-*.whl"))).namelist())
+    res = "mmlab/_resources/"
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        assert res + "notebooks/" + nb.name in names
+    assert res + "data/reference/profile-reference.json" in names
+    assert res + "benchmarks/mlock_ref.c" in names
+    reference_runs = [f for f in files if f.startswith("data/reference/runs/")]
+    assert all(res + f in names for f in reference_runs)
+    assert not any(n.startswith(("data/", "notebooks/")) for n in names)

@@ -1,5 +1,0 @@
-import sys
-
-from mmlab.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""The common currency of every layer: units, validated parameters, the project's folders, the results store."""
