@@ -1,9 +1,11 @@
 """Interactive explorers (ipywidgets) for the notebooks: the simulator live, stored real data as filters.
 
-Each explorer first draws its default figure as an ordinary output, then shows the controls with an
-empty output area that a moved knob fills. So the static HTML (where no kernel runs the widgets, and
-the runner's template replaces the widget with a note) still shows a sensible figure, and a live
-notebook does not show the default twice.
+Each explorer draws its default figure as an ordinary output (so the static HTML, where no kernel runs the
+widgets and the runner's template replaces the controls with a note, shows a sensible figure), then shows
+the controls. A moved control redraws that same output in place (a display id), so a live notebook shows
+one figure, never the default and a redrawn copy. A choice that cannot run here (a profile not calibrated,
+a scenario the model refuses) puts one line where the figure was, never a traceback. Controls offer only
+what can run on this machine, label themselves in full, and show sizes as sizes.
 """
 from __future__ import annotations
 
@@ -15,36 +17,57 @@ import pandas as pd
 from mmlab.core.units import format_bytes
 
 KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
+_STYLE = {"description_width": "initial"}  # labels in full, not cut to ipywidgets' default 90 px
 
 
-def _show(fig) -> None:
+def profiles() -> list[str]:
+    """Machine profiles that can price a simulation here: `host` only once `mmlab calibrate` saved one."""
+    from mmlab.sim.profile import NAMED, by_name
+
+    out = []
+    for name in NAMED:
+        try:
+            by_name(name)
+        except Exception:  # noqa: BLE001 - not available here: not offered
+            continue
+        out.append(name)
+    return out
+
+
+def _figure_or_line(draw: Callable[..., object], values: Mapping[str, object]):
+    """draw(**values), or one Markdown line saying why this choice cannot be drawn here."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
+    from IPython.display import Markdown
 
-    display(fig)
+    from mmlab.core.params import ParamError
+
+    try:
+        fig = draw(**values)
+    except (ParamError, ValueError, KeyError) as e:
+        plt.close("all")
+        return Markdown(f"*Cannot draw this choice here: {' '.join(str(e).split())}*")
     plt.close(fig)
+    return fig
 
 
 def explorer(draw: Callable[..., object], controls: Mapping[str, object], defaults: Mapping[str, object],
              note: str = "") -> object:
     """Draw `draw(**defaults)` now (the static figure), then return a box of `controls` whose changes
-    redraw below it. `controls` maps draw()'s keyword names to ipywidgets."""
+    redraw that figure in place. `controls` maps draw()'s keyword names to ipywidgets."""
     import ipywidgets as w
     from IPython.display import Markdown, display
 
-    _show(draw(**defaults))
+    handle = display(_figure_or_line(draw, defaults), display_id=True)
     if note:
         display(Markdown(note))
-    out = w.Output()
 
     def redraw(_change=None):
-        with out:
-            out.clear_output(wait=True)
-            _show(draw(**{k: c.value for k, c in controls.items()}))
+        handle.update(_figure_or_line(draw, {k: c.value for k, c in controls.items()}))
 
     for c in controls.values():
+        c.style = _STYLE
         c.observe(redraw, names="value")
-    box = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:]), out])
+    box = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:])])
     display(box)
     return box
 
@@ -96,13 +119,15 @@ def sigkill_explorer(profile: str = "reference", vma_mib: int = 1024, populated_
     import ipywidgets as w
 
     controls = {
-        "vma_mib": w.SelectionSlider(options=[2 ** k for k in range(6, 17)], value=vma_mib, description="VMA (MiB)"),
-        "populated_pct": w.IntSlider(value=populated_pct, min=0, max=100, step=5, description="populated %"),
+        "vma_mib": w.SelectionSlider(options=[(format_bytes(2 ** k << 20), 2 ** k) for k in range(6, 17)], value=vma_mib,
+                                     description="VMA size"),
+        "populated_pct": w.IntSlider(value=populated_pct, min=0, max=100, step=5, description="populated when killed (%)"),
         "kernel": w.Dropdown(options=KERNELS, value=kernel, description="kernel era"),
-        "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
+        "profile": w.Dropdown(options=profiles(), value=profile if profile in profiles() else "reference",
+                              description="machine profile"),
     }
     return explorer(draw_sigkill, controls, dict(vma_mib=vma_mib, populated_pct=populated_pct, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+                    note="*Default view above. With a live kernel, move a control to redraw it.*")
 
 
 def draw_oom(limit_mib: int = 256, bystanders: int = 2, kernel: str = "2.6.31", profile: str = "reference",
@@ -142,13 +167,15 @@ def oom_explorer(profile: str = "reference", limit_mib: int = 256, bystanders: i
     import ipywidgets as w
 
     controls = {
-        "limit_mib": w.SelectionSlider(options=[64, 128, 256, 512, 1024, 2048], value=limit_mib, description="limit (MiB)"),
+        "limit_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in (64, 128, 256, 512, 1024, 2048)],
+                                       value=limit_mib, description="memory limit"),
         "bystanders": w.IntSlider(value=bystanders, min=0, max=6, description="bystanders"),
         "kernel": w.Dropdown(options=KERNELS, value=kernel, description="kernel era"),
-        "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
+        "profile": w.Dropdown(options=profiles(), value=profile if profile in profiles() else "reference",
+                              description="machine profile"),
     }
     return explorer(draw_oom, controls, dict(limit_mib=limit_mib, bystanders=bystanders, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+                    note="*Default view above. With a live kernel, move a control to redraw it.*")
 
 
 # --- stored real data, as filters ------------------------------------------------------------------------
@@ -197,11 +224,17 @@ def measured_explorer(rows: pd.DataFrame, x: str, y: str, filters: Sequence[str]
     import ipywidgets as w
 
     present = [f for f in filters if f in rows]
-    controls = {f: w.Dropdown(options=[ALL, *sorted(rows[f].dropna().astype(str).unique())], value=ALL, description=f[:12])
+
+    def options(col: str) -> list:
+        values = sorted(rows[col].dropna().unique())
+        label = format_bytes if col.endswith("_bytes") else str
+        return [(ALL, ALL), *((label(v), str(v)) for v in values)]  # sizes shown as sizes; the value matches filtered()
+
+    controls = {f: w.Dropdown(options=options(f), value=ALL, description=f.removesuffix("_bytes").replace("_", " "))
                 for f in present}
 
     def draw(**choices):
         return draw_measured(rows, x, y, hue, title, **choices)
 
     return explorer(draw, controls, {f: ALL for f in present},
-                    note="*All stored rows above. With a live kernel, filter them with the controls below.*")
+                    note="*All stored rows above. With a live kernel, filter them with the controls below; the figure redraws in place.*")
