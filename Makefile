@@ -31,6 +31,7 @@ report lab: export MMLAB_REPORTS_DIR ?= $(CURDIR)/reports
 # JupyterLab refuses root without --allow-root; real experiments need root for full sizes.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_PORT ?= 8888
+LAB_DIR ?= notebooks
 
 report: $(STAMP)
 	$(BIN)/mmlab run $(ARGS)
@@ -40,7 +41,7 @@ test: $(TESTSTAMP)
 
 # loopback only, with the server's token (printed in the URL); stop with Ctrl-C
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 		--ServerApp.open_browser=False $(LAB_ROOT) $(ARGS)
 
 bench: $(STAMP)

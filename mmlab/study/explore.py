@@ -66,6 +66,8 @@ def explorer(draw: Callable[..., object], controls: Mapping[str, object], defaul
 
     for c in controls.values():
         c.style = _STYLE
+        if isinstance(c, (w.IntSlider, w.SelectionSlider)):
+            c.layout.width = "340px"  # a full label leaves the track room
         c.observe(redraw, names="value")
     box = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:])])
     display(box)
