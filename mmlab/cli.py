@@ -129,7 +129,7 @@ def cmd_simulate(args) -> int:
 def cmd_calibrate(args) -> int:
     from mmlab.sim import calibrate
 
-    from mmlab import confine  # issue 6: a root tool writes only inside the project's folders
+    from mmlab.kernel import confine  # a root tool writes only inside the project's folders
     calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 
