@@ -12,13 +12,10 @@ import signal
 import sys
 from typing import Sequence
 
+from mmlab.core.errors import CliError
 from mmlab.core.params import ParamError
 
 EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
 
 
 def _params(args: argparse.Namespace) -> dict[str, object]:
@@ -61,9 +58,10 @@ def _print_rows(df, as_json: bool) -> None:
 
 
 def cmd_env(args) -> int:
+    from mmlab import experiments
     from mmlab.kernel import env
 
-    e = env.capture()
+    e = env.capture(experiments.availability())
     if args.json:
         print(json.dumps(e, indent=1, default=str))
     else:
@@ -120,7 +118,7 @@ def cmd_simulate(args) -> int:
         from mmlab.kernel import env
         from mmlab.core import store
 
-        run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture(experiments=False))
+        run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture())
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
     _print_rows(df, args.json)
     return 0
@@ -129,7 +127,7 @@ def cmd_simulate(args) -> int:
 def cmd_calibrate(args) -> int:
     from mmlab.sim import calibrate
 
-    from mmlab import confine  # issue 6: a root tool writes only inside the project's folders
+    from mmlab.kernel import confine  # a root tool writes only inside the project's folders
     calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from mmlab.study import stats
+from mmlab.core import stats
 
 
 def _runs(a_values, b_values, metric="kill_to_reap_s"):

@@ -59,6 +59,15 @@ def names() -> list[str]:
     return list(MODULES)
 
 
+def availability() -> dict[str, dict]:
+    """Per experiment whether it can run on this machine and why: stored with the environment."""
+    out = {}
+    for name in names():
+        ok, why = get(name).availability()
+        out[name] = {"can_run": ok, "detail": why}
+    return out
+
+
 def get(name: str) -> Experiment:
     if name not in MODULES:
         raise ParamError("experiment", name, ", ".join(MODULES), "is not an experiment")
@@ -105,7 +114,7 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     # does not survive Parquet, so they go in run.json and come back as load().attrs["skipped_parts"]
     parts = {str(k): str(v) for k, v in (rows.attrs.get("skipped") or {}).items()}
     extra = {"skipped_parts": {name: parts}} if parts else None
-    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(experiments=False), extra=extra) if save else None
+    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(), extra=extra) if save else None
     return Result(name, params, rows, run_dir)
 
 

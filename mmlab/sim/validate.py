@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmlab.study.stats import bootstrap_ci
+from mmlab.core.stats import bootstrap_ci
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import munlock_partial, sigkill
 from mmlab.sim.address_space import State, Vma

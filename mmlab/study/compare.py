@@ -19,7 +19,7 @@ import pandas as pd
 
 from mmlab.core import params as p
 from mmlab.core import paths, store
-from mmlab.study import stats
+from mmlab.core import stats
 from mmlab.core.params import ParamError
 
 # The compared quantity of each experiment (dotted as `<experiment>.<metric>` in tables).

@@ -169,7 +169,7 @@ def draw_measured(rows: pd.DataFrame, x: str, y: str, hue: str | None = None, ti
     """Measured rows after the filters: median per x (line) and every repeat (points), log y."""
     import matplotlib.pyplot as plt
 
-    from mmlab.study.stats import measured_rows
+    from mmlab.core.stats import measured_rows
 
     d = measured_rows(filtered(rows, choices))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

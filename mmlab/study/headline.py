@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core import params as p
-from mmlab.study import stats
+from mmlab.core import stats
 from mmlab.core.units import PAGE_BYTES, format_bytes
 
 PRE, REPLAY, POST, NOW_SIM, REAL = "pre-sim", "pre-replay", "post-sim", "now-sim", "real"

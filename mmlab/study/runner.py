@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from mmlab.core import paths
-from mmlab.cli import CliError
+from mmlab.core.errors import CliError
 from mmlab.core.params import ParamError, Params, Spec, coerce
 
 SUMMARY_PREFIX = "00-"
@@ -213,8 +213,9 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], hide_code
 
 def _env_rows() -> list[tuple[str, str]]:
     from mmlab.kernel import env
+    from mmlab.study import report
 
-    return env.table(env.capture())
+    return env.table(report.environment())
 
 
 def headline_html(executed: Path, out_dir: Path) -> str:
