@@ -12,10 +12,10 @@ import signal
 import sys
 from typing import Sequence
 
-from mmlab.core.errors import CliError
+from mmlab.core.errors import CliError, MmlabError
 from mmlab.core.params import ParamError
 
-EXIT_USAGE = 2
+EXIT_USAGE = CliError.exit_code
 
 
 def _params(args: argparse.Namespace) -> dict[str, object]:
@@ -201,16 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmlab.kernel.safety import Skipped
-
-    # --- issue 6 (reliability, security) ------------------------------------------------------------
-    from mmlab.experiments import ExperimentFailed
-    from mmlab.kernel.machine_lock import MachineBusy
+    """Run one command; every mmlab error is one line on stderr and its own exit code (see core/errors)."""
+    import warnings
 
     os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
     previous = _stop_on_sigterm()
-    # --- end issue 6 --------------------------------------------------------------------------------
-    import warnings
 
     # mmlab's own warnings (sizes dropped, run folders skipped) as one line each on stderr
     warnings.formatwarning = lambda message, category, *_a, **_k: f"mmlab: {category.__name__}: {message}\n"
@@ -218,35 +213,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(_protect_values(sys.argv[1:] if argv is None else list(argv)))
         return args.fn(args)
-    except (ParamError, CliError) as e:
-        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
-    except Skipped as e:
-        print(f"mmlab: skipped: {e}", file=sys.stderr)
-        return 0
-    # --- issue 6 ------------------------------------------------------------------------------------
-    except MachineBusy as e:
-        print(f"mmlab: busy: {_one_line(e)}", file=sys.stderr)
-        return EXIT_BUSY
-    except ExperimentFailed as e:
-        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
-        return 1
+    except MmlabError as e:
+        print(f"mmlab: {e.label}: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:  # `mmlab ... | head`: the reader left; no traceback (what was stored stays)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except Terminated:
         print("mmlab: terminated (SIGTERM); children killed and reaped, nothing half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
-    # --- end issue 6 --------------------------------------------------------------------------------
     except KeyboardInterrupt:
         print("mmlab: interrupted; children killed and reaped, nothing half-written", file=sys.stderr)
         return 130
     finally:
         _restore_signals(previous)
-
-
-# --- issue 6 (reliability) -------------------------------------------------------------------------
-EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): the machine is busy with another real experiment; try again
 
 
 class Terminated(KeyboardInterrupt):
@@ -302,7 +282,6 @@ def _restore_signals(previous) -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
-# --- end issue 6 -----------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

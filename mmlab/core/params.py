@@ -13,13 +13,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, ClassVar, TypeVar
 
+from mmlab.core.errors import MmlabError
 from mmlab.core.units import format_bytes, parse_bytes, parse_seconds
 
 T = TypeVar("T", bound="Params")
 
 
-class ParamError(ValueError):
-    """A parameter value outside what is allowed; `str()` is one line for the user."""
+class ParamError(MmlabError, ValueError):
+    """A parameter value outside what is allowed; `str()` is one line for the user (exit code 2)."""
+
+    exit_code = 2
 
     def __init__(self, name: str, value: object, allowed: str, problem: str | None = None):
         self.name, self.value, self.allowed = name, value, allowed

@@ -9,6 +9,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError, Params
 from mmlab.kernel.safety import Skipped
 
@@ -119,7 +120,7 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
 
 
 # --- issue 6 (reliability) -------------------------------------------------------------------------
-class ExperimentFailed(RuntimeError):
+class ExperimentFailed(MmlabError, RuntimeError):
     """A real experiment stopped because a child hung, exited early or was killed by something else;
     the one-line message names the experiment and what happened. Nothing of the run is stored."""
 

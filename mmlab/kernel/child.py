@@ -18,8 +18,10 @@ import sys
 import time
 from typing import Any
 
+from mmlab.core.errors import MmlabError
 
-class ChildError(RuntimeError):
+
+class ChildError(MmlabError, RuntimeError):
     """The child failed, died or hung; the message says which and what it last reported.
 
     `fault` names the kind for rows and messages: error (the child reported an exception), hung (silent
