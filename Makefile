@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 reliability: $(TESTSTAMP)
-	$(BIN)/python -m pytest -m reliability -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) reports benchmarks/build

@@ -126,6 +126,19 @@ def test_main_calibrate_with_an_empty_store_saves_the_prior_to_the_given_path(tm
     assert "fault_zero_ns" in capsys.readouterr().out
 
 
+def test_calibrate_keeps_this_hosts_profile_with_the_runs_not_in_the_tracked_reference(isolated_store):
+    """Without --out the host's profile goes into the (git-ignored) runs folder, and the `host` profile
+    that notebooks name is loaded from there; data/reference keeps only the shipped reference."""
+    from mmlab.core import paths
+    from mmlab.sim.calibrate import main_calibrate
+    from mmlab.sim.profile import by_name
+
+    before = sorted(paths.REFERENCE_DIR.iterdir())
+    prof, path = main_calibrate()
+    assert path.parent == isolated_store and sorted(paths.REFERENCE_DIR.iterdir()) == before
+    assert by_name("host").costs == prof.costs
+
+
 def saved_without(tmp_path, profile: Profile, cost: str) -> Profile:
     """`profile` as an older mmlab would have saved it (as host-old, before `cost` existed), loaded back."""
     import json

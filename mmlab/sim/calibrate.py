@@ -170,7 +170,7 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
 
 
 def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
-    """The CLI edge: read every stored run, fit, save to data/reference/profile-<host>.json (or out_path), print."""
+    """The CLI edge: read every stored run, fit, save to <runs folder>/profile-<host>.json (or out_path), print."""
     from mmlab.core.store import host_tag, load
 
     df = load()

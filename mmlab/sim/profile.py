@@ -172,10 +172,11 @@ def reference() -> Profile:
 
 
 def host_path(tag: str | None = None) -> Path:
-    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname)."""
+    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): beside the stored runs
+    it is fitted from, in the git-ignored runs folder; only the reference profile is tracked."""
     from mmlab.core.store import host_tag
 
-    return paths.REFERENCE_DIR / f"profile-{tag or host_tag()}.json"
+    return paths.runs_dir() / f"profile-{tag or host_tag()}.json"
 
 
 NAMED = ("reference", "desktop-2009", "host")
