@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from mmlab.core.units import PAGE_BYTES
+
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
 SIZES = [256 << 20, 1 << 30]
@@ -68,7 +70,7 @@ def bench_mlock() -> list[dict]:
                     bar.update()
     rows = []
     for size in SIZES:
-        pages = size // 4096
+        pages = size // PAGE_BYTES
         row = {"size_MiB": size >> 20}
         for call in ("mlock", "munlock"):
             c = statistics.median(s[f"{call}_ns"] for s in samples[("C", size)]) / pages

@@ -5,13 +5,14 @@ import os
 import pytest
 
 import mmlab
+from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import munlock_partial
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
-PAGE = 4096
+PAGE = PAGE_BYTES
 pytestmark = needs_root
 
 

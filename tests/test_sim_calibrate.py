@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 
 from mmlab.sim.calibrate import calibrate_from_runs, nnls
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim.profile import Profile, desktop_2009, reference
 
-PAGE = 4096
+PAGE = PAGE_BYTES
 TRUE = {"populate_mlock_ns": 900.0, "munlock_present_ns": 120.0, "zap_present_ns": 200.0, "zap_munlock_ns": 90.0,
         "exit_base_s": 0.002, "empty_table_ns": 40.0, "munlock_call_s": 6e-6, "oom_kill_s": 0.003}
 REPLAY_FAULT_NS = 1500.0  # the replay's own per-page cost: calibration must not use it (validation rows)

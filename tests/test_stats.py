@@ -70,6 +70,15 @@ def test_wide_table_shows_the_change_in_percent_between_stars():
     assert "(  0.00%)" in w.loc[("sigkill-during-mlock.kill_to_reap_s", "median"), "A"]
 
 
+def test_rows_without_a_warmup_value_count_as_measured():
+    """Simulated rows stored beside real ones have no `warmup` (NaN after a concat): they are measured;
+    only rows flagged True are warm-ups, in every filter that uses measured_rows."""
+    real = pd.DataFrame({"t": [9.0, 1.0], "warmup": [True, False]})
+    both = pd.concat([real, pd.DataFrame({"t": [2.0]})], ignore_index=True)
+    assert stats.measured_rows(both)["t"].tolist() == [1.0, 2.0]
+    assert stats.summary(both.assign(g=1), ["g"], ["t"])["n"].item() == 2
+
+
 def test_summary_keeps_its_columns_and_excludes_warmups():
     """The notebook-01 summary: n counts measured repeats only, with a CI around the median."""
     rows = pd.DataFrame({"size": [1, 1, 1, 1], "t": [9.0, 1.0, 1.2, 0.8], "warmup": [True, False, False, False]})

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, ClassVar, TypeVar
 
 from mmlab.core.errors import MmlabError
-from mmlab.core.units import format_bytes, parse_bytes, parse_seconds
+from mmlab.core.units import PAGE_BYTES, format_bytes, parse_bytes, parse_seconds
 
 T = TypeVar("T", bound="Params")
 
@@ -70,11 +70,11 @@ def _field(default: Any, spec: Spec) -> Any:
     return dataclasses.field(default=default, metadata={"spec": spec})
 
 
-def size(default: int | str, help: str, lo: int = 4096, hi: int = 1 << 50) -> Any:
+def size(default: int | str, help: str, lo: int = PAGE_BYTES, hi: int = 1 << 50) -> Any:
     return _field(parse_bytes(default), Spec("size", help, "bytes", lo, hi))
 
 
-def sizes(default: Sequence[int | str], help: str, lo: int = 4096, hi: int = 1 << 50) -> Any:
+def sizes(default: Sequence[int | str], help: str, lo: int = PAGE_BYTES, hi: int = 1 << 50) -> Any:
     return _field(tuple(parse_bytes(d) for d in default), Spec("sizes", help, "bytes", lo, hi))
 
 

@@ -29,7 +29,7 @@ def bootstrap_ci(values: Sequence[float], stat=np.median, n_boot: int = 2000, le
 
 def summary(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], include_warmup: bool = False) -> pd.DataFrame:
     """One row per group and metric: n, median, mean, sd, min, max, ci_lo, ci_hi (warm-ups excluded)."""
-    data = rows if include_warmup or "warmup" not in rows else rows[~rows["warmup"].astype(bool)]
+    data = rows if include_warmup else measured_rows(rows)
     out = []
     for keys, g in data.groupby(list(by), sort=True, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import warnings
@@ -23,7 +22,6 @@ import pandas as pd
 from mmlab.core import paths
 
 RUN_JSON = "run.json"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # issue 6
 
 
 def host_tag(hostname: str | None = None) -> str:
@@ -126,8 +124,8 @@ def flatten_env(env: Mapping[str, object]) -> dict[str, object]:
 
 def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     meta = json.loads((run_dir / RUN_JSON).read_text())
-    # issue 6: experiment names from a (possibly foreign) run.json are plain names, never paths
-    bad = [n for n in meta["experiments"] if not isinstance(n, str) or not _SAFE_NAME.fullmatch(n)]
+    # experiment names from a (possibly foreign) run.json become file names: plain names, never paths
+    bad = [n for n in meta["experiments"] if not paths.is_plain_name(n)]
     if bad:
         raise ValueError(f"run.json lists experiment names that are not plain names: {bad[:3]!r}")
     frames = {name: pd.read_parquet(run_dir / f"{name}.parquet") for name in meta["experiments"]}

@@ -39,8 +39,13 @@ class Experiment:
 
     def availability(self) -> tuple[bool, str]:
         """Whether it can run here, and if not why (also shown by `mmlab env`)."""
+        import os
+
+        from mmlab.core.units import PAGE_BYTES
         from mmlab.kernel import cgroup, safety
 
+        if os.sysconf("SC_PAGE_SIZE") != PAGE_BYTES:
+            return False, f"the kernel's page size is {os.sysconf('SC_PAGE_SIZE')} bytes; mmlab counts {PAGE_BYTES}-byte pages"
         reasons = []
         if not safety.has_cap_ipc_lock():
             soft, _ = safety.memlock_rlimit()

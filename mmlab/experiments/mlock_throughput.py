@@ -26,7 +26,7 @@ MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 
 @dataclass(frozen=True)
 class MlockThroughputParams(RealParams):
-    sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=4096, hi=1 << 40)
+    sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=PAGE_BYTES, hi=1 << 40)
     mappings: tuple = p.choices(["anon-private"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
     settle_s: float = settle_s_field()  # issue 4.5
 

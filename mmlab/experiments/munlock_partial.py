@@ -192,10 +192,11 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: munlock() of an untouched VMA, cost per populated page
     for each variant, and skipped variants."""
+    from mmlab.core.stats import measured_rows
     from mmlab.core.units import format_bytes
 
     lines = []
-    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    d = measured_rows(rows)
     for variant, g in (d.groupby("variant", sort=False) if len(d) else []):
         empty = g[g["populated_bytes"] == 0]
         if len(empty):

@@ -236,10 +236,11 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: the replayed exit beside the modern one, the cost per
     faulted page, what each cgroup setting met, and skipped settings."""
+    from mmlab.core.stats import measured_rows
     from mmlab.core.units import format_bytes
 
     lines = []
-    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    d = measured_rows(rows)
     free = d[d["setting"] == "free"] if len(d) else d
     for vma, g in (free.groupby("vma_bytes") if len(free) else []):
         rep, mod = g["replay_s"].median(), g["modern_kill_to_reap_s"].median() if "modern_kill_to_reap_s" in g else float("nan")
