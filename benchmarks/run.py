@@ -82,9 +82,9 @@ def bench_mlock() -> list[dict]:
             # memory state cancel; the median of those ratios is the headline figure
             pairs = [a[f"{call}_ns"] / b[f"{call}_ns"] for a, b in zip(samples[("mmlab", size)], samples[("C", size)])]
             row[f"{call}_ratio"] = round(statistics.median(pairs), 3)
-            spread = lambda who: [s[f"{call}_ns"] / pages for s in samples[(who, size)]]  # noqa: E731
-            row[f"{call}_C_range"] = f"{min(spread('C')):.0f}-{max(spread('C')):.0f}"
-            row[f"{call}_mmlab_range"] = f"{min(spread('mmlab')):.0f}-{max(spread('mmlab')):.0f}"
+            for who in ("C", "mmlab"):
+                spread = [s[f"{call}_ns"] / pages for s in samples[(who, size)]]
+                row[f"{call}_{who}_range"] = f"{min(spread):.0f}-{max(spread):.0f}"
         rows.append(row)
     return rows
 

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mmlab.core.errors import CliError, MmlabError
 from mmlab.core.params import ParamError
@@ -115,8 +115,8 @@ def cmd_simulate(args) -> int:
     params = scenario.Params.from_mapping(_params(args))
     df = scenario.simulate(params)
     if args.save:
-        from mmlab.kernel import env
         from mmlab.core import store
+        from mmlab.kernel import env
 
         run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture())
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
@@ -125,20 +125,19 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from mmlab.sim import calibrate
-
     from mmlab.kernel import confine  # a root tool writes only inside the project's folders
+    from mmlab.sim import calibrate
     calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 
 
 def cmd_run(args) -> int:
-    from mmlab.study import runner
+    from mmlab.core import paths
+    from mmlab.core.store import new_run_id
 
     # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
     from mmlab.kernel import confine
-    from mmlab.core import paths
-    from mmlab.core.store import new_run_id
+    from mmlab.study import runner
 
     run_id = confine.safe_name("run-id", args.run_id) if args.run_id is not None else new_run_id()
     try:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import mmlab
-from mmlab.kernel import cgroup
 from mmlab.core.params import ParamError
 from mmlab.core.units import PAGE_BYTES
+from mmlab.kernel import cgroup
 
 from .conftest import IS_ROOT, mlocked_bytes, mmlab_processes, needs_root
 

@@ -7,10 +7,10 @@ import sys
 import pandas as pd
 import pytest
 
-from mmlab.core.stats import measured_rows
 import mmlab
-from mmlab.experiments.sigkill_during_mlock import exit_ratio
 from mmlab.core.params import ParamError
+from mmlab.core.stats import measured_rows
+from mmlab.experiments.sigkill_during_mlock import exit_ratio
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlab.sim.calibrate import calibrate_from_runs, nnls
 from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.calibrate import calibrate_from_runs, nnls
 from mmlab.sim.profile import Profile, desktop_2009, reference
 
 PAGE = PAGE_BYTES

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, ClassVar, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from mmlab.core.errors import MmlabError
 from mmlab.core.units import PAGE_BYTES, format_bytes, parse_bytes, parse_seconds

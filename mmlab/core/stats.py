@@ -6,8 +6,8 @@ Medians, not means: the first touch of memory the guest just returned to the hos
 report rebuilt from the same rows shows the same intervals."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -6,8 +6,9 @@ stays cheap and the child processes import nothing heavy.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError, Params
@@ -33,7 +34,7 @@ class Experiment:
     name: str
     description: str
     Params: type[Params]
-    run: Callable[..., "pd.DataFrame"]  # run(params, progress=True) -> tidy rows
+    run: Callable[..., pd.DataFrame]  # run(params, progress=True) -> tidy rows
     needs_cgroup: bool = False
     cgroup_optional: bool = False  # parts need a cgroup; without one those parts are skipped
 
@@ -86,7 +87,7 @@ class Result:
 
     name: str
     params: Params
-    rows: "pd.DataFrame"
+    rows: pd.DataFrame
     run_dir: Any = None
     skipped: str | None = None
 
@@ -96,8 +97,8 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     """Validate `values` (and keyword parameters), run the experiment in child processes, store the rows."""
     import pandas as pd
 
-    from mmlab.kernel import env
     from mmlab.core import store
+    from mmlab.kernel import env
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})

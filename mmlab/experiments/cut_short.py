@@ -88,7 +88,7 @@ class RssProbe:
         if fd >= 0:
             os.close(fd)
 
-    def __enter__(self) -> "RssProbe":
+    def __enter__(self) -> RssProbe:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,12 +14,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
+from mmlab.kernel import libc
+from mmlab.kernel.child import Child
 
 MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 

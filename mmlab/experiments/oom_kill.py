@@ -19,14 +19,14 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
-from mmlab.kernel.safety import Skipped
 from mmlab.core.units import format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child
+from mmlab.kernel.safety import Skipped
 
 NAME = "oom-kill"
 VICTIM = "mmlab.experiments.oom_kill:victim_main"

@@ -24,14 +24,23 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc, procfs
 from mmlab.core import params as p
-from mmlab.kernel.child import Child, ChildDied, ChildError
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
-from mmlab.experiments.cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
-                        resident_bytes, term_signal)
+from mmlab.experiments.cut_short import (
+    FAULT_METHODS,
+    errno_name,
+    hierarchy,
+    kill_timed,
+    map_anon,
+    next_event,
+    populate,
+    resident_bytes,
+    term_signal,
+)
+from mmlab.kernel import cgroup, libc, procfs
+from mmlab.kernel.child import Child, ChildDied, ChildError
 
 NAME = "prepatch-replay"
 CHILD = "mmlab.experiments.prepatch_replay:child_main"

@@ -15,13 +15,13 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
 from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child
 
 NAME = "sigkill-during-mlock"
 CHILD = "mmlab.experiments.sigkill_during_mlock:child_main"

@@ -14,9 +14,9 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from mmlab.core.errors import MmlabError
 from mmlab.kernel.procfs import parse_flat_keyed

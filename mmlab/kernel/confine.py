@@ -7,11 +7,12 @@ the check, so a link inside the project pointing out of it is refused too.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mmlab.core import paths
 from mmlab.core.params import ParamError
+
 
 def project_roots() -> list[Path]:
     """The folders mmlab may write to or read named files from."""

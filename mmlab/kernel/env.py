@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path

@@ -11,7 +11,7 @@ import ctypes.util
 import errno as _errno
 import os
 import platform
-from typing import Callable
+from collections.abc import Callable
 
 from mmlab.core.units import PAGE_BYTES
 

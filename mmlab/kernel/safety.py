@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError
-from mmlab.kernel import procfs
 from mmlab.core.units import format_bytes
+from mmlab.kernel import procfs
 
 DEFAULT_LOCK_SHARE = float(os.environ.get("MMLAB_LOCK_SHARE", "0.25"))
 CAP_IPC_LOCK = 14  # include/uapi/linux/capability.h

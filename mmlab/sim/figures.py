@@ -66,7 +66,7 @@ def exit_by_era(df: pd.DataFrame, title: str):
     d = df.set_index("era").reindex([e for e in ERA_ORDER if e in set(df.era)])
     err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
     ax.bar(d.index, d.exit_s, yerr=err, capsize=4, color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
-    for i, (era, r) in enumerate(d.iterrows()):
+    for i, (_era, r) in enumerate(d.iterrows()):
         ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
                     va="bottom", fontsize=8)
     ax.set_yscale("log")

@@ -5,8 +5,8 @@ import dataclasses
 
 import pandas as pd
 
-from mmlab.core.units import PAGE_BYTES
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
 from mmlab.sim.eras import era_for
 from mmlab.sim.oom import OomParams, timeline

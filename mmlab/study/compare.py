@@ -11,15 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from mmlab.core import params as p
-from mmlab.core import paths, store
-from mmlab.core import stats
+from mmlab.core import paths, stats, store
 from mmlab.core.figure import pyplot
 from mmlab.core.params import ParamError
 

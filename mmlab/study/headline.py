@@ -8,11 +8,11 @@ as four series: pre-patch simulated (2.6.31) and replayed on this kernel, post-p
 """
 from __future__ import annotations
 
-import dataclasses
 import base64
+import dataclasses
 import io
 import textwrap
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -12,7 +12,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     every repeat as a point (warm-up repetitions excluded)."""
     import seaborn as sns
 
-    plt = pyplot()
+    pyplot()  # seaborn draws through pyplot; this sets the house defaults
     data = measured_rows(rows)
     long = data.melt(id_vars=["size_bytes", "mapping", "repeat"],
                      value_vars=["mlock_ns_per_page", "munlock_ns_per_page"], var_name="call", value_name="ns_per_page")
@@ -21,7 +21,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     g = sns.relplot(data=long, x="size_MiB", y="ns_per_page", hue="mapping", col="call", kind="line",
                     estimator="median", errorbar=("pi", 100), marker="o", facet_kws={"sharey": False},
                     height=3.6, aspect=1.2)
-    for ax, (call, sub) in zip(g.axes.flat, long.groupby("call", sort=True)):
+    for ax, (_call, sub) in zip(g.axes.flat, long.groupby("call", sort=True)):
         sns.stripplot(data=sub, x="size_MiB", y="ns_per_page", hue="mapping", native_scale=True, ax=ax,
                       legend=False, alpha=0.5, size=3, jitter=False)
         ax.set_xscale("log", base=2)
@@ -73,7 +73,7 @@ def munlock_vs_fraction(rows: pd.DataFrame, title: str = "munlock-partial (real)
     order = [_size_label(v) for v in sorted(d["vma_bytes"].unique())]
     g = sns.relplot(data=d, x="populated_fraction", y="munlock_ms", hue="VMA", hue_order=order, col="variant",
                     kind="line", estimator="median", errorbar=("pi", 100), marker="o", height=3.6, aspect=1.1)
-    for ax, (variant, sub) in zip(g.axes.flat, d.groupby("variant", sort=False)):
+    for ax, (_variant, sub) in zip(g.axes.flat, d.groupby("variant", sort=False)):
         sns.scatterplot(data=sub, x="populated_fraction", y="munlock_ms", hue="VMA", hue_order=order, ax=ax,
                         legend=False, alpha=0.5, s=16)
         ax.set_xlabel("populated fraction of the VMA")
