@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -52,7 +52,7 @@ class Ledger:
         yield
         self.clean_errors += 1
 
-    def runs(self, snapshot: "RunsSnapshot") -> None:
+    def runs(self, snapshot: RunsSnapshot) -> None:
         """Check that the earlier runs are byte-for-byte as they were; counted per run."""
         self.runs_checked += len(snapshot.runs)
         snapshot.assert_intact()
@@ -172,15 +172,7 @@ def mlocked() -> int:
 def locked_by(tag: str) -> int:
     """Bytes locked by the processes carrying the tag (their VmLck): what this test's experiment holds,
     whatever anyone else on the shared machine locks meanwhile."""
-    from mmlab.kernel import procfs
-
-    total = 0
-    for pid in tagged_pids(tag):
-        try:
-            total += procfs.status(pid).get("VmLck", 0)
-        except (OSError, KeyError):
-            continue
-    return total
+    return sum(vmlck_bytes(pid) for pid in tagged_pids(tag))
 
 
 def assert_mlocked_back(tag: str, timeout_s: float = 15.0) -> None:

@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
 from mmlab.core import paths
+from mmlab.core.errors import MmlabError
 
 RUN_JSON = "run.json"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # issue 6
 
 
 def host_tag(hostname: str | None = None) -> str:
@@ -32,7 +31,7 @@ def host_tag(hostname: str | None = None) -> str:
 
 
 def new_run_id(now: datetime | None = None, hostname: str | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{host_tag(hostname)}"
 
 
@@ -46,9 +45,9 @@ def _json_default(o):
     return str(o)
 
 
-class StoreError(OSError):
+class StoreError(MmlabError):
     """A run could not be written (disk full, read-only or missing folder); `str()` is one line naming the
-    folder and the error, and where the rows were saved instead, or that they were not kept."""
+    folder and the error, and where the rows were saved instead, or that they were not kept. Exit code 1."""
 
 
 def _write(tmp: Path, results: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> None:
@@ -93,7 +92,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
     there and StoreError says where the rows went instead (a temporary folder) or that they were not kept."""
     runs_dir = Path(runs_dir or paths.runs_dir())
     run_id = run_id or new_run_id()
-    meta = {"run_id": run_id, "created_utc": datetime.now(timezone.utc).isoformat(),
+    meta = {"run_id": run_id, "created_utc": datetime.now(UTC).isoformat(),
             "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
     try:
@@ -126,7 +125,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
         shutil.rmtree(tmp, ignore_errors=True)
         where = _save_elsewhere(results, meta, run_id)
         kept = f"rows saved in {where}" if where else "the rows were not kept"
-        raise StoreError(e.errno, f"cannot write the run to {runs_dir}: {_why(e)}; {kept}") from None
+        raise StoreError(f"cannot write the run to {runs_dir}: {_why(e)}; {kept}") from None
     except BaseException:
         if tmp.exists():
             incomplete = runs_dir / f"{run_id}.incomplete"
@@ -165,8 +164,8 @@ def flatten_env(env: Mapping[str, object]) -> dict[str, object]:
 
 def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     meta = json.loads((run_dir / RUN_JSON).read_text())
-    # issue 6: experiment names from a (possibly foreign) run.json are plain names, never paths
-    bad = [n for n in meta["experiments"] if not isinstance(n, str) or not _SAFE_NAME.fullmatch(n)]
+    # experiment names from a (possibly foreign) run.json become file names: plain names, never paths
+    bad = [n for n in meta["experiments"] if not paths.is_plain_name(n)]
     if bad:
         raise ValueError(f"run.json lists experiment names that are not plain names: {bad[:3]!r}")
     frames = {name: pd.read_parquet(run_dir / f"{name}.parquet") for name in meta["experiments"]}
@@ -194,7 +193,7 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
     for d in dirs:
         try:
             meta, dfs = read_run(d)
-        except Exception as e:  # noqa: BLE001 - any unreadable folder is skipped, named
+        except Exception as e:  # any unreadable folder is skipped, named
             warnings.warn(f"skipping run folder {d}: {type(e).__name__}: {e}", stacklevel=2)
             continue
         envcols = flatten_env(meta.get("env", {})) if with_env else {}
@@ -225,7 +224,7 @@ def runs_table(runs_dir: Path | None = None) -> pd.DataFrame:
     for d in run_dirs(runs_dir):
         try:
             meta = json.loads((d / RUN_JSON).read_text())
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             warnings.warn(f"skipping run folder {d}: {e}", stacklevel=2)
             continue
         env = meta.get("env", {})

@@ -11,9 +11,10 @@ import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mmlab.kernel import procfs
+from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError
 from mmlab.core.units import PAGE_BYTES, format_bytes
+from mmlab.kernel import procfs
 
 DEFAULT_LOCK_SHARE = float(os.environ.get("MMLAB_LOCK_SHARE", "0.25"))
 CAP_IPC_LOCK = 14  # include/uapi/linux/capability.h
@@ -27,8 +28,11 @@ class SizesScaled(UserWarning):
     """Without CAP_IPC_LOCK the requested sizes were divided to fit RLIMIT_MEMLOCK; the rows say by how much."""
 
 
-class Skipped(Exception):
-    """The experiment cannot run here; the message is the reason shown in reports."""
+class Skipped(MmlabError):
+    """The experiment cannot run here; the message is the reason shown in reports. Not a failure: exit 0."""
+
+    exit_code = 0
+    label = "skipped"
 
 
 def parse_cap_eff(status_text: str) -> int:

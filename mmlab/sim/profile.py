@@ -82,7 +82,7 @@ class Profile:
             hi += n * c.hi * scale
         return v, lo, hi
 
-    def replace(self, **values: float) -> "Profile":
+    def replace(self, **values: float) -> Profile:
         """A copy with some costs set to exact values (interval collapsed): for sweeps and tests."""
         costs = dict(self.costs)
         for k, v in values.items():
@@ -103,7 +103,7 @@ class Profile:
                 "costs": {k: dataclasses.asdict(c) for k, c in self.costs.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Profile":
+    def from_dict(cls, d: Mapping) -> Profile:
         """A profile from its JSON form. A file saved before a cost existed (a host profile from an older
         mmlab) takes that cost from the shipped reference, saying so in its source; except zap_munlock_ns,
         which such a file priced as its own munlock_present_ns (its zap_present_ns was fitted on that basis)."""
@@ -126,7 +126,7 @@ class Profile:
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> "Profile":
+    def load(cls, path: Path | str) -> Profile:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
@@ -172,11 +172,11 @@ def reference() -> Profile:
 
 
 def host_path(tag: str | None = None) -> Path:
-    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): `data/profiles/` beside
-    the runs folder, which mmlab may write (the reference folder may sit read-only inside a wheel)."""
+    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): beside the stored runs
+    it is fitted from, in the git-ignored runs folder; only the reference profile is tracked."""
     from mmlab.core.store import host_tag
 
-    return paths.data_dir() / "profiles" / f"profile-{tag or host_tag()}.json"
+    return paths.runs_dir() / f"profile-{tag or host_tag()}.json"
 
 
 NAMED = ("reference", "desktop-2009", "host")
@@ -190,8 +190,6 @@ def by_name(name: str) -> Profile:
         return desktop_2009()
     if name == "host":
         p = host_path()
-        if not p.exists() and (paths.REFERENCE_DIR / p.name).exists():
-            p = paths.REFERENCE_DIR / p.name  # saved there by an older mmlab
         if not p.exists():
             raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path",
                              f"has no calibrated file yet ({p.name}); run `mmlab calibrate`")
