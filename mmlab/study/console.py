@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mmlab.core.stats import measured_rows
 from mmlab.core.units import format_bytes
 from mmlab.study.compare import KEYS, METRICS, keyed, metrics_of
-from mmlab.study.stats import measured_rows
 
 # How a metric column is shown: (suffix, unit in the header, factor from the stored unit)
 _UNITS = (("_ns_per_page", "ns/page", 1.0), ("_ns_per_vma_page", "ns/page", 1.0),
