@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mmlab.cli import CliError
 from mmlab.core import paths
+from mmlab.core.errors import CliError
 from mmlab.core.params import coerce
 from mmlab.study import runner
 
@@ -69,3 +69,17 @@ def test_the_command_line_refuses_a_bad_value_in_one_line_with_exit_2(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "oom_bystanders" in r.stderr and "from 0 to 64" in r.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_missing_kernel_is_one_line_saying_how_to_get_it(tmp_path):
+    """A notebook asking for a kernel this environment lacks stops `mmlab run` before anything runs."""
+    import json
+
+    nb = json.loads((paths.NOTEBOOKS_DIR / "06-simulated-before-after.ipynb").read_text())
+    nb["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "None", "language": "python"}
+    path = tmp_path / "06-x.ipynb"
+    path.write_text(json.dumps(nb))
+    with pytest.raises(CliError) as e:
+        runner.check_kernels([path])
+    assert "\n" not in str(e.value) and "no-such-kernel" in str(e.value) and "ipykernel" in str(e.value)
+    runner.check_kernels(NOTEBOOKS)  # the project's own notebooks ask for a kernel that is here
