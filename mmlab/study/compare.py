@@ -167,9 +167,40 @@ def text_report(table: pd.DataFrame, envs: pd.DataFrame, labels: Mapping[str, st
         if table.empty:
             out.append("No metric is present in these runs.")
             return "\n".join(out)
-        out.append("Medians, change against the first run, '*' where the 95% interval of the ratio excludes 1:")
-        out.append(wide(table, list(labels)).to_string())
-    return "\n".join(out)
+        out.append("Medians, change against the first run, '*' where the 95% interval of the ratio excludes 1"
+                   " ('no base': the first run lacks the point):")
+        experiment = table["metric"].str.split(".", n=1).str[0]
+        for _, part in table.groupby(experiment, sort=False):
+            part = part.drop(columns=[k for k in KEYS if k in part and part[k].isna().all()])  # another experiment's keys
+            out.append(readable(wide(part, list(labels))).to_string())
+            out.append("")
+    return "\n".join(out).rstrip()
+
+
+def readable(w: pd.DataFrame) -> pd.DataFrame:
+    """A wide table for people: sizes as sizes (`256MiB`, not 268435456.0), shares as percentages, no
+    `nan` for a key a row does not have, and a missing base said in words."""
+    from mmlab.core.units import format_bytes
+
+    if w.empty:
+        return w
+
+    def key(name: str, v: object) -> object:
+        if isinstance(v, float) and not np.isfinite(v):
+            return ""
+        if name and name.endswith("_bytes"):
+            return format_bytes(float(v))
+        if name == "populated_pct":
+            return f"{float(v):g}%"
+        return v
+
+    idx = w.index.to_frame(index=False)
+    for col in idx.columns:
+        idx[col] = [key(col, v) for v in idx[col]]
+    idx.columns = [c.removesuffix("_bytes") if isinstance(c, str) else c for c in idx.columns]
+    out = w.copy()
+    out.index = pd.MultiIndex.from_frame(idx)
+    return out.map(lambda c: c.replace("    nan", " no base").replace("nan-nan", "-") if isinstance(c, str) else c)
 
 
 REFERENCE = "reference machine"
