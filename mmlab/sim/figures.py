@@ -5,8 +5,10 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
+from mmlab.sim.eras import ERA_NAMES
+
 matplotlib.rcParams.setdefault("figure.dpi", 100)
-ERA_ORDER = ["2.6.31", "2.6.32", "3.12", "5.18"]
+ERA_ORDER = list(ERA_NAMES)
 
 
 def _plt():

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core.units import format_bytes
+from mmlab.sim.eras import RELEASED
 
-KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
+KERNELS = tuple(e.name for e in RELEASED)
 
 
 def _show(fig) -> None:
