@@ -492,3 +492,18 @@ def exit_mmap(era: Era, vma: Vma, room_pages: int | None = None) -> tuple[Work, 
         unmap.counts["zap_munlock_ns"] += after.count(State.LOCKED) * era.munlock_factor
         unmap.munlocked += after.count(State.LOCKED)
     return munlock, unmap
+
+
+def table(kernels=None, behaviours=None, sources: bool = False):
+    """The eras of `kernels` (versions or era names; default every era) as a DataFrame: one row per era with
+    its versions and each behaviour's value or, with `sources`, one row per era and behaviour with the
+    description and the source."""
+    import pandas as pd
+
+    chosen = list(dict.fromkeys(era_for(k) for k in kernels)) if kernels else list(ERAS)
+    keys = list(behaviours or BEHAVIOURS)
+    if sources:
+        return pd.DataFrame([{"era": e.name, "behaviour": BEHAVIOURS[k], "value": e.facts[k].value,
+                              "what the kernel did": e.facts[k].text, "source": e.facts[k].source}
+                             for e in chosen for k in keys])
+    return pd.DataFrame([{"era": e.name, "versions": e.versions, **{k: e.facts[k].value for k in keys}} for e in chosen])
