@@ -115,3 +115,12 @@ def test_strided_population_touches_every_table_and_leaves_pte_none_holes():
     s = Strided(GIB_PAGES, 2)
     assert s.present == GIB_PAGES // 2 and s.populated_tables() == s.tables()
     assert s.absent_in_populated_tables() == GIB_PAGES // 2
+
+
+def test_mmotm_variant_exit_that_must_fault_never_ends():
+    """2.6.31-mmotm: an exit-time fault installs no pte (ksm_test_exit) and GUP retries it forever; an exit
+    with nothing to fault is unaffected."""
+    munlock, _ = exit_mmap(era_for("2.6.31-mmotm"), Vma.prefix(GIB_PAGES, 1000, State.LOCKED))
+    assert munlock.never_ends
+    full, _ = exit_mmap(era_for("2.6.31-mmotm"), Vma.prefix(GIB_PAGES, GIB_PAGES, State.LOCKED))
+    assert not full.never_ends

@@ -38,6 +38,7 @@ class Work:
     munlocked: int = 0  # mlocked pages munlocked
     zero_page: int = 0  # addresses answered with ZERO_PAGE (no fault, no allocation)
     limit_hit: bool = False  # an allocation failed at a memory cgroup's limit (room_pages ran out)
+    never_ends: bool = False  # a fault of this pass never completes (2.6.31-mmotm exit): no time can be given
 
     def __iadd__(self, other: "Work") -> "Work":
         self.counts.update(other.counts)
@@ -46,6 +47,7 @@ class Work:
         self.munlocked += other.munlocked
         self.zero_page += other.zero_page
         self.limit_hit = self.limit_hit or other.limit_hit
+        self.never_ends = self.never_ends or other.never_ends
         return self
 
 
@@ -484,6 +486,7 @@ def exit_mmap(era: Era, vma: Vma, room_pages: int | None = None) -> tuple[Work, 
     after = vma
     if vma.locked and era.exit_munlock is not None:
         munlock = era.exit_munlock(vma, era.munlock_factor, room_pages)
+        munlock.never_ends = bool(munlock.faulted) and not era.exit_fault_completes
         after = vma.unlocked()
     unmap = Work()
     present = after.present + munlock.faulted
