@@ -40,7 +40,7 @@ class Work:
     limit_hit: bool = False  # an allocation failed at a memory cgroup's limit (room_pages ran out)
     never_ends: bool = False  # a fault of this pass never completes (2.6.31-mmotm exit): no time can be given
 
-    def __iadd__(self, other: "Work") -> "Work":
+    def __iadd__(self, other: Work) -> Work:
         self.counts.update(other.counts)
         self.faulted += other.faulted
         self.allocated += other.allocated
