@@ -10,8 +10,9 @@ Every behaviour carries a source: a commit id and subject, a kernel file and fun
 an LKML Message-ID (lore.kernel.org/linux-mm/<id>/). Trees read: mainline history through v2.6.31 and
 v2.6.32.9 (GitHub buglabs/bug20-2.6.31-omap, dandel/linux-2.6.32.y), release trees 2.6.31.3
 (jz47xx/linux-2.6.31.3), 2.6.31.12 (darion76/linux-sharp-netwalker-2.6.31), 2.6.34, 2.6.35.6, 2.6.36.4,
-2.6.38, 4.6.2, 4.9 (urbanspr1nter/linux-2.6.34, rivsidn/linux-2.6.35.6, galeksandrp-keenetic/linux-2.6.36,
-zekezang/linux-2.6.38, xing393939/linux-4.6.2, pengdonglin137/linux-4.9). See also
+2.6.38, 3.11, 4.6.2, 4.8.15, 4.9 (urbanspr1nter/linux-2.6.34, rivsidn/linux-2.6.35.6,
+galeksandrp-keenetic/linux-2.6.36, zekezang/linux-2.6.38, PKUCloud/linux-3.11-cloud, xing393939/linux-4.6.2,
+squirrel20/linux-4.8.15, pengdonglin137/linux-4.9). See also
 /work/shared/kernel-history.md.
 """
 from __future__ import annotations
@@ -232,7 +233,8 @@ _FOLLOW = ("408e82b78bcc 'mm: munlock use follow_page' (2.6.32-rc1, Cc: stable; 
 _ANON_ALLOC = ("do_anonymous_page allocates and zeroes on read faults from 557ed1fa2620 (2.6.24) until "
                "a13ea5b75964 'mm: reinstate ZERO_PAGE' (2.6.32) <Pine.LNX.4.64.0909072238320.15430@sister.anvils>; "
                "a read-only VMA gets ZERO_PAGE via FOLL_ANON")
-_BABKA = ("Vlastimil Babka, 'Improving munlock() performance for large non-THP areas' (3.12) "
+_BABKA = ("Vlastimil Babka, 'Improving munlock() performance for large non-THP areas' (3.12; mm/mlock.c "
+          "munlock_vma_pages_range @ 3.11.0, GitHub PKUCloud/linux-3.11-cloud, has none of it) "
           "<1376915022-12741-1-git-send-email-vbabka@suse.cz>: pagevec batches, pte walk within a table; "
           "follow_page_mask still called at every hole")
 _A213 = ("a213e5cf71cb 'mm/munlock: delete munlock_vma_pages_all(), allow oomreap' (5.18-rc1); munlock() "
@@ -263,6 +265,9 @@ _PANIC_LATER = ("not modelled differently after 2.6.31: out_of_memory still pani
 _REAPER_46 = ("aac453635549 'mm, oom: introduce oom reaper', 36324a990cf5 'oom: clear TIF_MEMDIE after "
               "oom_reaper managed to unmap the address space' (4.6-rc1); mm/oom_kill.c __oom_reap_task @ 4.6.2: "
               "skips VM_LOCKED, returns early when find_lock_task_mm() finds no mm")
+_REAPER_48 = ("mm/oom_kill.c oom_reap_task @ 4.8.15 (GitHub squirrel20/linux-4.8.15): skips VM_LOCKED; ends with "
+              "exit_oom_victim(tsk) whatever it reaped (also when find_lock_task_mm() finds no mm), clearing "
+              "TIF_MEMDIE and signal->oom_victims; oom_scan_process_thread aborts while signal->oom_victims is set")
 _REAPER_49 = ("mm/oom_kill.c __oom_reap_task_mm / oom_reap_task @ v4.9: skips VM_LOCKED; `done:` sets MMF_OOM_SKIP "
               "after every attempt, also when mmget_not_zero() fails; 212925802454 (4.14) lets it run concurrently "
               "with exit_mmap")
@@ -311,6 +316,8 @@ _SEL_OLD = _F("total_vm, dying task invisible", "badness() = total_vm (the unfau
               "past exit_mm() has no ->mm and is skipped, TIF_MEMDIE and all", _OOM_OLD)
 _SEL_2636 = _F("rss, TIF_MEMDIE blocks", "oom_badness() = rss + swap; any TIF_MEMDIE task, with or without ->mm, "
                "makes the killer wait", _OOM_2636)
+_SEL_48 = _F("rss, oom_victims blocks", "oom_badness() = rss; a task whose signal->oom_victims is set blocks "
+             "new choices, with or without ->mm, until exit_oom_victim()", _REAPER_48)
 _SEL_49 = _F("rss, oom_mm blocks until MMF_OOM_SKIP", "oom_badness() = rss; an OOM victim is found through "
              "signal->oom_mm after exit_mm() and blocks new choices until its mm has MMF_OOM_SKIP", _OOM_49)
 _FAIL_2631 = _F("fail", "fails (nopage): the fault returns VM_FAULT_OOM, __get_user_pages -ENOMEM, munlock gives "
@@ -324,6 +331,8 @@ _REAP46 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs; if the vi
              _REAPER_46)
 _REAP49 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs, then sets MMF_OOM_SKIP whatever it freed",
              _REAPER_49)
+_REAP48 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs, then clears TIF_MEMDIE whatever it freed",
+             _REAPER_48)
 _REAP417 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs; exit_mmap reaps the same way itself", _27AE)
 _REAP518 = _F("reaps-locked", "queued OOM_REAPER_DELAY (2 s) after the kill; may reap mlocked VMAs",
               f"{_A213}; {_DELAY}")
@@ -335,6 +344,8 @@ _HOLD_46 = _F("exit-done", "as 3.12 when the victim has passed exit_mm() before 
               "off only until the reaper's pass if the reaper wins that race", _REAPER_46)
 _HOLD_49 = _F("reaper", "MMF_OOM_SKIP from the reaper right after the kill: a slow exit munlock no longer holds "
               "off further kills", f"{_REAPER_49}; {_OOM_49}")
+_HOLD_48 = _F("reaper", "the reaper's exit_oom_victim() right after the kill ends the hold-off: a slow exit "
+              "munlock no longer holds off further kills", _REAPER_48)
 _HOLD_417 = _F("exit-mmap-start", "MMF_OOM_SKIP set by exit_mmap before munlock_vma_pages_all (and by the reaper)",
                _27AE)
 _HOLD_518 = _F("exit-mmap-start", "MMF_OOM_SKIP set by exit_mmap after its own reap, before unmapping", _27AE)
@@ -403,6 +414,13 @@ ERAS: tuple[Era, ...] = (
                memdie_alloc=_FAIL_LATER, oom_reaper=_REAP46, oom_skip=_HOLD_46, no_killable=_PANIC_LATER_F,
                file_gup=_FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0, dataclasses.replace(_POLICY_2636, oom_reaper="skips-locked")),
+    Era("4.8", (("4.8", "4.9-rc1"),),
+        "4.8: the reaper clears TIF_MEMDIE after its pass, so a slow exit munlock no longer holds off kills",
+        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_48,
+               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP48, oom_skip=_HOLD_48, no_killable=_PANIC_LATER_F,
+               file_gup=_FILE_P),
+        FollowPageMunlock(), FollowPageMunlock(), 1.0,
+        OomPolicy("rss", True, oom_reaper="skips-locked", holdoff_until="reaper")),
     Era("4.9", (("4.9-rc1", "4.17-rc5"),),
         "4.9 to 4.16: the reaper sets MMF_OOM_SKIP after its pass, so a slow exit munlock no longer holds off kills",
         _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_49,
