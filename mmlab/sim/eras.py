@@ -10,9 +10,9 @@ Every behaviour carries a source: a commit id and subject, a kernel file and fun
 an LKML Message-ID (lore.kernel.org/linux-mm/<id>/). Trees read: mainline history through v2.6.31 and
 v2.6.32.9 (GitHub buglabs/bug20-2.6.31-omap, dandel/linux-2.6.32.y), release trees 2.6.31.3
 (jz47xx/linux-2.6.31.3), 2.6.31.12 (darion76/linux-sharp-netwalker-2.6.31), 2.6.34, 2.6.35.6, 2.6.36.4,
-2.6.38, 3.11, 4.6.2, 4.8.15, 4.9 (urbanspr1nter/linux-2.6.34, rivsidn/linux-2.6.35.6,
+2.6.38, 3.11, 4.6.2, 4.7.4, 4.8.15, 4.9 (urbanspr1nter/linux-2.6.34, rivsidn/linux-2.6.35.6,
 galeksandrp-keenetic/linux-2.6.36, zekezang/linux-2.6.38, PKUCloud/linux-3.11-cloud, xing393939/linux-4.6.2,
-squirrel20/linux-4.8.15, pengdonglin137/linux-4.9). See also
+calebwilliamsd/linux-4.7.4-casio, squirrel20/linux-4.8.15, pengdonglin137/linux-4.9). See also
 /work/shared/kernel-history.md.
 """
 from __future__ import annotations
@@ -265,7 +265,8 @@ _PANIC_LATER = ("not modelled differently after 2.6.31: out_of_memory still pani
 _REAPER_46 = ("aac453635549 'mm, oom: introduce oom reaper', 36324a990cf5 'oom: clear TIF_MEMDIE after "
               "oom_reaper managed to unmap the address space' (4.6-rc1); mm/oom_kill.c __oom_reap_task @ 4.6.2: "
               "skips VM_LOCKED, returns early when find_lock_task_mm() finds no mm")
-_REAPER_48 = ("mm/oom_kill.c oom_reap_task @ 4.8.15 (GitHub squirrel20/linux-4.8.15): skips VM_LOCKED; ends with "
+_REAPER_48 = ("mm/oom_kill.c oom_reap_task @ 4.7.4 (GitHub calebwilliamsd/linux-4.7.4-casio) and @ 4.8.15 "
+              "(squirrel20/linux-4.8.15): skips VM_LOCKED; ends with "
               "exit_oom_victim(tsk) whatever it reaped (also when find_lock_task_mm() finds no mm), clearing "
               "TIF_MEMDIE and signal->oom_victims; oom_scan_process_thread aborts while signal->oom_victims is set")
 _REAPER_49 = ("mm/oom_kill.c __oom_reap_task_mm / oom_reap_task @ v4.9: skips VM_LOCKED; `done:` sets MMF_OOM_SKIP "
@@ -414,8 +415,8 @@ ERAS: tuple[Era, ...] = (
                memdie_alloc=_FAIL_LATER, oom_reaper=_REAP46, oom_skip=_HOLD_46, no_killable=_PANIC_LATER_F,
                file_gup=_FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0, dataclasses.replace(_POLICY_2636, oom_reaper="skips-locked")),
-    Era("4.8", (("4.8", "4.9-rc1"),),
-        "4.8: the reaper clears TIF_MEMDIE after its pass, so a slow exit munlock no longer holds off kills",
+    Era("4.7", (("4.7", "4.9-rc1"),),
+        "4.7 to 4.8: the reaper clears TIF_MEMDIE after its pass, so a slow exit munlock no longer holds off kills",
         _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_48,
                memdie_alloc=_FAIL_LATER, oom_reaper=_REAP48, oom_skip=_HOLD_48, no_killable=_PANIC_LATER_F,
                file_gup=_FILE_P),

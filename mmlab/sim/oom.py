@@ -7,13 +7,13 @@ few thousand events. What the kernel does follows the era's sourced behaviours (
   range counts) is chosen; it gets TIF_MEMDIE (ALLOC_NO_WATERMARKS: all reserves), mlock stops on the
   fatal signal, exit_mm() clears ->mm, and select_bad_process() then skips it: the next OOM kills a
   bystander. From 2.6.36 badness is rss and a TIF_MEMDIE victim blocks new choices even without ->mm;
-  4.8 counts it in signal->oom_victims, 4.9+ finds it through signal->oom_mm until MMF_OOM_SKIP.
+  4.7-4.8 count it in signal->oom_victims, 4.9+ finds it through signal->oom_mm until MMF_OOM_SKIP.
 - Exit munlock pass (`exit_munlock`): 2.6.30-2.6.31 fault in every page mlock never reached; from
   408e82b78bcc (2.6.32, stable 2.6.31.3) nothing is faulted; from 5.18 there is no pass at all.
 - A failed TIF_MEMDIE allocation (`memdie_alloc`): from 2.6.31-rc5 it fails (VM_FAULT_OOM) and munlock
   gives up the VMA; in 2.6.31-rc1..rc4 it loops through out_of_memory, which kills bystanders.
 - Hold-off (`oom_skip`): whether the dying victim keeps further kills waiting, and until when: its whole
-  exit (2.6.36-4.6, 6.1+), the OOM reaper's pass (4.8-4.16), the start of exit_mmap (4.17-6.0).
+  exit (2.6.36-4.6, 6.1+), the OOM reaper's pass (4.7-4.16), the start of exit_mmap (4.17-6.0).
 - OOM reaper (`oom_reaper`): 4.6-5.17 skip VM_LOCKED VMAs (so reap nothing of the mlocked victim);
   5.18+ reap mlocked VMAs too, 2 s after the kill.
 - No killable task left: panic ("Out of memory and no killable processes...").
