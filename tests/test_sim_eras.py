@@ -124,3 +124,14 @@ def test_mmotm_variant_exit_that_must_fault_never_ends():
     assert munlock.never_ends
     full, _ = exit_mmap(era_for("2.6.31-mmotm"), Vma.prefix(GIB_PAGES, GIB_PAGES, State.LOCKED))
     assert not full.never_ends
+
+
+def test_the_model_runs_what_each_era_states():
+    """Each era's OOM policy and exit pass are the values of its sourced facts, not a second opinion."""
+    for era in ERAS:
+        f = {k: v.value for k, v in era.facts.items()}
+        assert era.oom.memdie_alloc == f["memdie_alloc"], era.name
+        assert era.oom.oom_reaper == f["oom_reaper"], era.name
+        assert era.oom.holdoff_until == f["oom_skip"], era.name
+        assert (era.exit_munlock is None) == (f["exit_munlock"] == "none"), era.name
+        assert (era.oom.badness == "total_vm") == f["oom_selection"].startswith("total_vm"), era.name

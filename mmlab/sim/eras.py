@@ -195,10 +195,10 @@ class Era:
     ranges: tuple[tuple[str, str | None], ...]  # [first, end) versions; end None = open; () = chosen by name only
     title: str
     facts: dict = dataclasses.field(hash=False, compare=False)  # behaviour key (BEHAVIOURS) -> Fact
-    munlock: MunlockPass = None  # munlock() of a range
-    exit_munlock: MunlockPass | None = None  # munlock_vma_pages_all in exit_mmap; None = munlocked as ptes are zapped
-    munlock_factor: float = 1.0  # cost of munlocking a present page relative to a current kernel
-    oom: OomPolicy = None
+    munlock: MunlockPass  # munlock() of a range
+    exit_munlock: MunlockPass | None  # munlock_vma_pages_all in exit_mmap; None = munlocked as ptes are zapped
+    munlock_factor: float  # cost of munlocking a present page relative to a current kernel
+    oom: OomPolicy
     mlock_stops_on_fatal_signal: bool = True  # 4779280d1ea4 (2.6.29): GUP checks fatal_signal_pending per page
     exit_fault_completes: bool = True  # False: an exit-time fault installs no pte and GUP retries it forever
     variant_of: str | None = None  # the released era this variant is an alternative to
@@ -210,7 +210,7 @@ class Era:
 
     @property
     def versions(self) -> str:
-        """The version ranges, for people: '2.6.36 - 2.6.37', '5.18 -'."""
+        """The version ranges, for people: '2.6.36 to before 2.6.38-rc1', '6.1-rc1 and later'."""
         if not self.ranges:
             return "by name only"
         return ", ".join(f"{lo} to before {hi}" if hi else f"{lo} and later" for lo, hi in self.ranges)
