@@ -247,7 +247,7 @@ _OOM_OLD = (f"mm/oom_kill.c select_bad_process @ {_V2631} and @ 2.6.35.6: `if (!
             "TIF_MEMDIE test; badness() starts from mm->total_vm")
 _OOM_2636 = ("mm/oom_kill.c select_bad_process @ 2.6.36.4: TIF_MEMDIE returns ERR_PTR(-1UL) with no ->mm test "
              "before it; oom_badness() from get_mm_rss (David Rientjes' rewrite, "
-             "<alpine.DEB.2.00.1003170154590.31796@chino.kir.corp.google.com>); @ 4.6.2 oom_scan_process_thread: "
+             "<alpine.DEB.2.00.1003170154590.31796@chino.kir.corp.google.com>); @ 3.11.0 and 4.6.2 oom_scan_process_thread: "
              "TIF_MEMDIE -> OOM_SCAN_ABORT before `if (!task->mm)`")
 _OOM_49 = ("mm/oom_kill.c oom_evaluate_task @ v4.9: tsk_is_oom_victim() -> abort unless MMF_OOM_SKIP on "
            "signal->oom_mm (26db62f179d1 'oom: keep mm of the killed task available', 862e3073b3ee "
@@ -277,8 +277,9 @@ _27AE = ("27ae357fa82b 'mm, oom: fix concurrent munlock and oom reaper unmap, v3
          "__oom_reap_task_mm, sets MMF_OOM_SKIP, then munlock_vma_pages_all; can_madv_dontneed_vma skips VM_LOCKED")
 _DELAY = ("e4a38402c36e 'oom_kill.c: futex: delay the OOM reaper to allow time for proper futex cleanup' "
           "(5.18-rc4): OOM_REAPER_DELAY 2*HZ")
-_DROP = ("'mm: drop oom code from exit_mmap' (Suren Baghdasaryan, committed 2022-09-26 as the parent of "
-         "b3541d912a84 'mm: delete unused MMF_OOM_VICTIM flag', 6.1-rc1): exit_mmap sets MMF_OOM_SKIP after "
+_DROP = ("'mm: drop oom code from exit_mmap' (Suren Baghdasaryan; the parent of b3541d912a84 'mm: delete "
+         "unused MMF_OOM_VICTIM flag', both committed to the mm tree on 2022-09-26, after 6.0-rc7, so 6.1-rc1): "
+         "exit_mmap sets MMF_OOM_SKIP after "
          "unmapping, no early reap")
 _FILE_VMWRITE = (f"mm/mlock.c __mlock_vma_pages_range @ {_V2631} and @ 2.6.36.4: GUP_FLAGS_WRITE / FOLL_WRITE "
                  "whenever vma->vm_flags & VM_WRITE, shared mappings too")
