@@ -1,4 +1,4 @@
-"""The `mmlab` command: env, experiments, experiment, simulate, calibrate, run, compare.
+"""The `mmlab` command: env, experiments, experiment, simulate, eras, calibrate, run, compare.
 
 Conventions follow papermill: `-p KEY VALUE` (repeatable) and `-f params.yaml`. Bad input is one line on
 stderr naming the parameter and what is allowed, exit code 2, never a traceback.
@@ -35,7 +35,7 @@ def _params(args: argparse.Namespace) -> dict[str, object]:
         values.update({str(k): v for k, v in loaded.items()})
     for key, value in getattr(args, "parameter", None) or []:
         values[key] = value
-    for pair in getattr(args, "parameter_pair", None) or []:  # issue 6: `-p KEY VALUE` as rewritten by main()
+    for pair in getattr(args, "parameter_pair", None) or []:  # `-p KEY VALUE` as rewritten by _protect_values
         key, value = json.loads(pair)
         values[key] = value
     return values
@@ -132,6 +132,22 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_eras(args) -> int:
+    from mmlab.sim.eras import BEHAVIOURS, ERAS
+
+    if args.json:
+        print(json.dumps([e.to_dict() for e in ERAS], indent=1))
+        return 0
+    for e in ERAS:
+        variant = f" (variant of {e.variant_of})" if e.variant_of else ""
+        print(f"{e.name}{variant}: {e.versions}\n  {e.title}")
+        for key, what in BEHAVIOURS.items():
+            f = e.facts[key]
+            print(f"  {what}: {f.value}: {f.text}\n    source: {f.source}")
+        print()
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from mmlab.kernel import confine  # a root tool writes only inside the project's folders
     from mmlab.sim import calibrate
@@ -143,7 +159,7 @@ def cmd_run(args) -> int:
     from mmlab.core import paths
     from mmlab.core.store import new_run_id
 
-    # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
+    # the report folder's name is confined; an interrupted report is renamed <id>.incomplete
     from mmlab.kernel import confine
     from mmlab.study import runner
 
@@ -155,7 +171,6 @@ def cmd_run(args) -> int:
         if out.is_dir():
             out.rename(out.with_name(f"{run_id}.incomplete"))
         raise
-    # --- end issue 6
 
 
 def cmd_compare(args) -> int:
@@ -165,14 +180,14 @@ def cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="mmlab", description=__doc__.splitlines()[0])  # issue 6: one-line usage errors
+    ap = _Parser(prog="mmlab", description=__doc__.splitlines()[0])  # one-line usage errors
     sub = ap.add_subparsers(dest="command", required=True)
 
     def with_params(p):
         p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                        help="set a parameter (repeatable), e.g. -p sizes 64MiB")
         p.add_argument("-f", "--file", action="append", metavar="YAML", help="parameters from a YAML file")
-        p.add_argument("--parameter-pair", action="append", help=argparse.SUPPRESS)  # issue 6, see _protect_values
+        p.add_argument("--parameter-pair", action="append", help=argparse.SUPPRESS)  # see _protect_values
         return p
 
     p = sub.add_parser("env", help="the environment of this machine and what can run here")
@@ -194,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--save", action="store_true", help="store the rows as a run")
     p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("eras", help="the simulated kernel eras: versions, behaviours, and the source of each")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_eras)
     p = sub.add_parser("calibrate", help="fit this machine's cost profile from stored real runs")
     p.add_argument("--out", help="where to write the profile JSON")
     p.set_defaults(fn=cmd_calibrate)

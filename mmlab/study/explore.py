@@ -17,8 +17,9 @@ import pandas as pd
 from mmlab.core.figure import pyplot
 from mmlab.core.stats import measured_rows
 from mmlab.core.units import PAGE_BYTES, format_bytes
+from mmlab.sim.eras import RELEASED
 
-KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
+KERNELS = tuple(e.name for e in RELEASED)
 _STYLE = {"description_width": "initial"}  # labels in full, not cut to ipywidgets' default 90 px
 
 
