@@ -154,8 +154,11 @@ def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: fl
                                          f"{populated_fraction:.0%} populated at SIGKILL")
 
     controls = {
-        "vma_gib": w.FloatLogSlider(value=vma_gib, base=2, min=-4, max=10, step=1, description="VMA (GiB)"),
-        "populated_fraction": w.FloatSlider(value=populated_fraction, min=0, max=1, step=0.05, description="populated"),
+        "vma_gib": w.SelectionSlider(options=[(format_bytes(2.0 ** k * (1 << 30)), 2.0 ** k) for k in range(-4, 11)],
+                                     value=min((2.0 ** k for k in range(-4, 11)), key=lambda g: abs(g - vma_gib)),
+                                     description="VMA size"),
+        "populated_fraction": w.FloatSlider(value=populated_fraction, min=0, max=1, step=0.05,
+                                            description="populated when killed (share)"),
         "writable": w.Checkbox(value=writable, description="writable"),
         "mapping": w.Dropdown(options=["anon-private", "file-private", "file-shared"], value=mapping, description="mapping"),
     }
@@ -178,9 +181,11 @@ def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, fault_ze
         return figures.wakabayashi_bars(validate.wakabayashi(prof, int(free_mib) << 20))
 
     controls = {
-        "free_mib": w.IntSlider(value=free_mib, min=256, max=1792, step=128, description="free (MiB)"),
+        "free_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in range(256, 1793, 128)],
+                                      value=min(range(256, 1793, 128), key=lambda m: abs(m - free_mib)),
+                                      description="free memory"),
         "swap_mb_s": w.FloatLogSlider(value=swap_mb_s, base=10, min=1, max=2.5, description="swap MB/s"),
-        "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="fault (us)"),
+        "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="zero-fill fault (µs)"),
     }
     return explorer(draw, controls, dict(free_mib=free_mib, swap_mb_s=swap_mb_s, fault_zero_us=fault_zero_us),
                     draw_default=draw_default)
