@@ -236,3 +236,19 @@ def test_nobody_is_refused_while_root_holds_the_machine_lock(nobody, monkeypatch
                          MMLAB_LOCK_FILE=str(lock))
     assert r.returncode == 75, r.stderr
     assert f"pid {os.getpid()}" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("name", ["mlock-throughput", "sigkill-during-mlock", "munlock-partial", "prepatch-replay"])
+def test_default_sizes_are_divided_into_the_limit_and_measured_as_nobody(name, nobody):
+    """At its default sizes (up to a 64 GiB VMA), each experiment that needs no memory cgroup measures real
+    rows as nobody: every size divided by one power of two into RLIMIT_MEMLOCK, no child's lock above it."""
+    quick = {"repeats": "1", "warmup": "0"}
+    if name in ("mlock-throughput", "prepatch-replay"):
+        quick["settle_s"] = "0"
+    r = nobody.mmlab("experiment", name, *cli_args(quick), "--json", "--no-save")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert rows and all(row["size_divisor"] > 1 and row["memlock_limit_bytes"] == RLIMIT_MEMLOCK_BYTES for row in rows)
+    size = "size_bytes" if name == "mlock-throughput" else "vma_bytes"
+    assert max(row[size] for row in rows) <= RLIMIT_MEMLOCK_BYTES
+    assert "SizesScaled" in r.stderr and "Traceback" not in r.stderr
