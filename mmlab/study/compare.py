@@ -47,6 +47,15 @@ class CompareParams(p.Params):
 
     runs: str = p.text("", "run ids, run folders or folders of runs, comma-separated; empty: every stored run")
     only_differences: bool = p.flag(True, "environment table: only the facts that differ between runs (the kernel always)")
+    reference: bool = p.flag(False, "this machine (the runs named, else its newest run of each experiment) beside the "
+                                    "reference machine's shipped runs")
+
+    def read(self) -> tuple[pd.DataFrame, list[dict]]:
+        """The rows and metadata to compare: the runs named (or every stored run), or with `reference`
+        two groups, the reference machine (the base) and this machine."""
+        if self.reference:
+            return against_reference([r.strip() for r in self.runs.split(",") if r.strip()])
+        return read(self.dirs())
 
     def dirs(self) -> list[Path]:
         """The run folders named (or every stored run)."""
