@@ -75,3 +75,15 @@ def test_simulated_kernel_no_era_covers_is_one_line_and_exit_2():
     r = mmlab("simulate", "oom-kill", "-p", "kernel", "2.6.31.1")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "parameter kernel" in lines[0] and "4.17" in lines[0]
+
+
+def test_csv_prints_every_row_for_machines():
+    import io
+
+    import pandas as pd
+
+    r = mmlab("simulate", "sigkill-during-mlock", "-p", "kernel", "2.6.31", "-p", "vma_bytes", "1GiB",
+              "-p", "populated_bytes", "256MiB", "--csv")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(io.StringIO(r.stdout))
+    assert len(df) == 1 and df["vma_bytes"].iloc[0] == 1 << 30 and df["kill_to_reap_s"].iloc[0] > 0
