@@ -16,8 +16,9 @@ from mmlab.kernel import trace
 
 from .conftest import FIXTURES, needs_root
 
-VICTIM, BYSTANDERS = 11125, (11099, 11123)  # the tasks of tests/fixtures/trace_oom_kill.txt (limit 256 MiB)
-ORIGIN_S = 464.0
+VICTIM, BYSTANDERS = 25692, (25637, 25640)  # the tasks of tests/fixtures/trace_oom_kill.txt (limit 256 MiB)
+ORIGIN_S = 1010.0
+SIGKILLED, PARENT = 25694, 25635  # tests/fixtures/trace_sigkill.txt: SIGKILL at 64 MiB populated
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,8 @@ def test_mark_victim_names_the_victim_and_its_rss_in_bytes(oom_events):
     """mark_victim carries the victim's pid and its RSS at the kill; kB fields become bytes."""
     e = first(oom_events, "mark_victim")
     assert e["comm"] == "python" and e["task_pid"] == VICTIM
-    assert e["anon_rss_bytes"] == 206464 * 1024 and e["file_rss_bytes"] == 6932 * 1024
-    assert e["total_vm_bytes"] == 1069236 * 1024 and e["oom_score_adj"] == 0
+    assert e["anon_rss_bytes"] == 206440 * 1024 and e["file_rss_bytes"] == 6932 * 1024
+    assert e["total_vm_bytes"] == 1069212 * 1024 and e["oom_score_adj"] == 0
 
 
 def test_signal_generate_concerns_its_target_not_the_sender(oom_events):
@@ -52,21 +53,27 @@ def test_signal_generate_concerns_its_target_not_the_sender(oom_events):
 
 
 def test_sched_process_free_concerns_the_freed_task_not_the_softirq_that_logs_it(oom_events):
+    """The task_struct is freed in an RCU callback, here in softirq on the idle task."""
     e = first(oom_events, "sched_process_free")
-    assert e["task_comm"] == "ksoftirqd/0" and e["task_pid"] == 14 and e["pid"] == VICTIM
+    assert e["task_comm"] == "<idle>" and e["task_pid"] == 0 and e["pid"] == VICTIM
 
 
 def test_exit_mmap_concerns_the_exiting_task(oom_events):
     """mmap:exit_mmap has no pid field: it runs in the task whose mm is torn down."""
     assert first(oom_events, "exit_mmap")["task_pid"] == VICTIM
-    assert first(oom_events, "exit_mmap", BYSTANDERS[0])["task_pid"] == BYSTANDERS[0]
+
+
+def test_sched_switch_names_both_tasks_and_the_state_left_in(oom_events):
+    e = next(e for e in oom_events if e["event"] == "sched_switch" and e["prev_pid"] == VICTIM)
+    assert e["prev_state"] in ("R", "R+", "S", "D", "Z") and isinstance(e["next_pid"], int)
+    assert e["pid"] == VICTIM  # a switch is filed under the task leaving the CPU
 
 
 def test_the_oom_report_lines_are_classified(oom_events):
     """The printk'd OOM report: its first line starts the OOM, 'Killed process' names the victim."""
     invoked = first(oom_events, "oom_invoked")
     killed = first(oom_events, "oom_killed_report")
-    assert invoked["comm"] == "python" and killed["anon_rss_bytes"] == 206464 * 1024
+    assert invoked["comm"] == "python" and killed["anon_rss_bytes"] == 206440 * 1024
     assert invoked["time_s"] < killed["time_s"]
 
 
@@ -122,8 +129,33 @@ def test_bystanders_were_neither_marked_nor_signalled(oom_events):
 def test_timeline_names_each_event_for_victim_or_bystander(oom_events):
     roles = {VICTIM: "victim", BYSTANDERS[0]: "bystander", BYSTANDERS[1]: "bystander"}
     tl = trace.timeline(oom_events, roles, ORIGIN_S)
-    assert {e["role"] for e in tl if e["event"] == "mark_victim"} == {"victim"}
-    assert any(e["role"] == "bystander" and e["event"] == "exit_mmap" for e in tl)
+    assert {e["role"] for e in tl if e["event"] in ("mark_victim", "signal_generate", "exit_mmap")} == {"victim"}
+    assert all(e["pid"] in roles for e in tl)
+
+
+def test_on_cpu_time_is_at_most_the_wall_time_and_counts_the_waits(oom_events):
+    """Between do_exit and the end of exit_mmap the victim ran part of the time and waited, runnable,
+    for the rest (it was switched out with state R+)."""
+    k = trace.phases(oom_events, VICTIM, ORIGIN_S)
+    assert 0 < k["k_exit_to_exit_mmap_oncpu_s"] < k["k_exit_to_exit_mmap_s"]
+
+
+def test_on_cpu_time_from_switches_in_and_out():
+    ev = [{"event": "sched_switch", "time_s": 1.2, "prev_pid": 7, "next_pid": 0},
+          {"event": "sched_switch", "time_s": 1.5, "prev_pid": 0, "next_pid": 7},
+          {"event": "sched_switch", "time_s": 3.0, "prev_pid": 7, "next_pid": 0}]
+    assert trace.on_cpu_s(ev, 7, 1.0, 2.0) == pytest.approx(0.2 + 0.5)
+
+
+def test_a_sigkill_from_the_parent_is_generated_there_and_delivered_in_the_child():
+    """SIGKILL sent by the parent: signal_generate runs in the parent and names the child; the child
+    takes it, enters do_exit, and exit_mmap ends the teardown; freed after the parent reaped it."""
+    ev = trace.parse((FIXTURES / "trace_sigkill.txt").read_text())
+    gen = first(ev, "signal_generate", SIGKILLED)
+    assert gen["task_pid"] == PARENT and first(ev, "signal_deliver", SIGKILLED)["task_pid"] == SIGKILLED
+    k = trace.phases(ev, SIGKILLED, gen["time_s"])
+    assert 0 < k["k_sched_process_exit_s"] < k["k_exit_mmap_s"] < k["k_sched_process_free_s"]
+    assert math.isnan(k["k_mark_victim_s"]) and k["k_memcg_reclaims"] == 0
 
 
 def test_filters_name_the_watched_tasks():

@@ -45,7 +45,7 @@ class Event:
 
     system: str
     name: str
-    field: str
+    field: str  # or several, comma-separated: the event concerns the task named by any of them
     extra: str = ""  # an extra condition ANDed with the task filter
     also: str = ""  # an extra condition ORed with it (events logged by a kernel thread)
 
@@ -54,11 +54,11 @@ class Event:
         return f"{self.system}/{self.name}"
 
     def filter(self, pids: Iterable[int]) -> str:
-        who = " || ".join(f"{self.field} == {int(p)}" for p in sorted(set(pids)))
+        who = " || ".join(f"{f} == {int(p)}" for p in sorted(set(pids)) for f in self.field.split(","))
         if self.also:
             who = f"{who} || {self.also}" if who else self.also
         if not who:
-            who = f"{self.field} == -1"
+            who = f"{self.field.split(',')[0]} == -1"
         return f"({self.extra}) && ({who})" if self.extra else who
 
 
@@ -73,6 +73,7 @@ EVENTS: tuple[Event, ...] = (
     Event("mmap", "exit_mmap", "common_pid"),
     Event("sched", "sched_process_exit", "pid"),
     Event("sched", "sched_process_free", "pid"),
+    Event("sched", "sched_switch", "prev_pid,next_pid"),  # on and off the CPU: running or waiting
     Event("vmscan", "mm_vmscan_memcg_reclaim_begin", "common_pid"),
     Event("vmscan", "mm_vmscan_memcg_reclaim_end", "common_pid"),
     Event("printk", "console", "common_pid", extra='msg ~ "*oom*" || msg ~ "*Killed process*"',
@@ -160,6 +161,8 @@ def parse_line(line: str) -> dict[str, object] | None:
         fields = parse_fields(body)
     if event == "signal_generate" and "grp" in fields:
         fields["group"] = fields.pop("grp")
+    if event == "sched_switch" and isinstance(fields.get("prev_state"), str):
+        fields["prev_state"] = str(fields["prev_state"]).split()[0]  # `R+ ==>`: the arrow is not the state
     row.update({k: v for k, v in fields.items() if k not in row})
     if not isinstance(row.get("pid"), int):
         row["pid"] = task_pid
@@ -194,7 +197,9 @@ PHASES: tuple[tuple[str, str], ...] = (
 def phases(events: list[Mapping[str, object]], pid: int, origin_s: float) -> dict[str, object]:
     """Kernel-side phase columns for one task from parsed events: `k_<phase>_s` (seconds since
     `origin_s`, same clock), NaN where the event did not occur, and derived durations:
-    `k_kill_to_exit_mmap_s` and `k_kill_to_exit_s` from the SIGKILL's generation, `k_oom_to_kill_s`
+    `k_kill_to_exit_mmap_s` and `k_kill_to_exit_s` from the SIGKILL's generation, `k_exit_to_exit_mmap_s`
+    (do_exit to the end of the teardown) and the part of it spent on a CPU (`..._oncpu_s`: the rest the
+    task waited, runnable, for a CPU), `k_oom_to_kill_s`
     from the OOM report's start to mark_victim, `k_reaped_bytes` (RSS the OOM reaper took)."""
     mine = [e for e in events if e.get("pid") == pid]
     # the OOM report runs in the task that hit the limit; it concerns that task's group, and its
@@ -211,6 +216,9 @@ def phases(events: list[Mapping[str, object]], pid: int, origin_s: float) -> dic
     def gap(a: str, b: str) -> float:
         return first[b] - first[a] if a in first and b in first else nan
 
+    out["k_exit_to_exit_mmap_s"] = gap("sched_process_exit", "exit_mmap")
+    out["k_exit_to_exit_mmap_oncpu_s"] = (on_cpu_s(events, pid, first["sched_process_exit"], first["exit_mmap"])
+                                          if "sched_process_exit" in first and "exit_mmap" in first else nan)
     out["k_kill_to_exit_mmap_s"] = gap("signal_generate", "exit_mmap")
     out["k_kill_to_exit_s"] = gap("signal_generate", "sched_process_exit")
     out["k_oom_to_kill_s"] = gap("oom_invoked", "mark_victim")
@@ -220,6 +228,27 @@ def phases(events: list[Mapping[str, object]], pid: int, origin_s: float) -> dic
     out["k_reaped_bytes"] = (int(marked["anon_rss_bytes"]) - int(reaped["anon_rss_bytes"])  # type: ignore[arg-type]
                              if marked and reaped and "anon_rss_bytes" in marked else (0 if marked else nan))
     return out
+
+
+def on_cpu_s(events: list[Mapping[str, object]], pid: int, start_s: float, end_s: float) -> float:
+    """Seconds the task ran on a CPU within [start_s, end_s], from sched_switch (switched in when it is
+    next_pid, out when prev_pid); the task is taken as running at start_s (it logged the start event)."""
+    running_since: float | None = start_s
+    total = 0.0
+    for e in events:
+        if e["event"] != "sched_switch":
+            continue
+        t = float(e["time_s"])  # type: ignore[arg-type]
+        if t <= start_s or t > end_s:
+            continue
+        if e.get("prev_pid") == pid and running_since is not None:
+            total += t - running_since
+            running_since = None
+        elif e.get("next_pid") == pid and running_since is None:
+            running_since = t
+    if running_since is not None:
+        total += end_s - running_since
+    return total
 
 
 def timeline(events: list[Mapping[str, object]], roles: Mapping[int, str], origin_s: float) -> list[dict]:

@@ -1,0 +1,62 @@
+"""The OOM kill's timelines: kernel events of a traced real run and the simulated eras in one vocabulary."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mmlab.kernel import trace
+from mmlab.study import timelines
+
+from .conftest import FIXTURES
+from .test_trace import BYSTANDERS, ORIGIN_S, VICTIM
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    """oom-kill rows as the experiment writes them, with the phases of the traced fixture."""
+    ev = trace.parse((FIXTURES / "trace_oom_kill.txt").read_text())
+    base = {"repeat": 1, "warmup": False, "limit_bytes": 256 << 20, "lock_bytes": 1 << 30, "bystanders": 2,
+            "bystander_bytes": 32 << 20}
+    k = trace.phases(ev, VICTIM, ORIGIN_S)
+    out = [{**base, "role": "victim", "pid": VICTIM, "start_to_kill_s": k["k_mark_victim_s"] + 0.002,
+            "start_to_exit_s": k["k_exit_mmap_s"] + 0.001, "kill_to_reap_s": 0.03, **k}]
+    out += [{**base, "role": "bystander", "pid": b, "start_to_kill_s": float("nan"), "start_to_exit_s": float("nan"),
+             "kill_to_reap_s": float("nan"), **trace.phases(ev, b, ORIGIN_S)} for b in BYSTANDERS]
+    return pd.DataFrame(out)
+
+
+def test_real_events_follow_the_kernels_order(rows):
+    ev = timelines.real_events(rows)
+    v = ev[(ev["process"] == "victim") & ev["kernel"]].sort_values("time_ms")
+    steps = list(dict.fromkeys(v["step"]))
+    assert steps == ["limit", "oom report", "kill", "exit begins", "memory freed", "gone"]
+    assert set(ev[~ev["kernel"]]["event"]) == {label for _, label in timelines.USER_STEPS}
+
+
+def test_survivors_have_no_kernel_events_in_the_oom_episode(rows):
+    ev = timelines.real_events(rows)
+    assert set(ev["process"]) == {"victim"}
+
+
+def test_simulated_2631_kills_bystanders_and_518_only_the_victim(rows):
+    """The real run's scenario simulated: on 2.6.31 the dying victim's exit faults in its unreached
+    pages at the limit and bystanders are killed; on 5.18 only the victim is, and its memory is freed."""
+    sim = timelines.simulated_events(timelines.simulate_like(rows, kernels=("2.6.31", "6.18")))
+    killed = sim[sim["step"] == "kill"].groupby("source")["role"].apply(set)
+    assert killed["simulated 2.6.31"] == {"victim", "bystander"}
+    assert killed["simulated 5.18"] == {"victim"}
+    modern = sim[(sim["source"] == "simulated 5.18") & (sim["role"] == "victim")].set_index("step")["time_ms"]
+    assert modern["kill"] < modern["memory freed"] <= modern["gone"]
+
+
+def test_aligning_on_the_kill_puts_each_victims_kill_at_zero(rows):
+    sim = timelines.simulated_events(timelines.simulate_like(rows, kernels=("6.18",)))
+    ev = timelines.align(pd.concat([timelines.real_events(rows), sim], ignore_index=True))
+    kills = ev[(ev["role"] == "victim") & (ev["step"] == "kill")].groupby("source")["time_ms"].min()
+    assert (kills.abs() < 1e-9).all() and len(kills) == 2
+
+
+def test_reaper_summary_says_the_reaper_did_not_run(rows):
+    s = timelines.reaper_summary(rows)
+    assert s["traced_repeats"] == 1 and s["reaper_ran"] == 0 and s["reaped_bytes"] == 0
+    assert 0 < s["mark_to_exit_mmap_ms"] < s["mark_to_free_ms"]
