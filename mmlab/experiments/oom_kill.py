@@ -244,8 +244,27 @@ def findings(rows) -> str:
              f"- {o['bystanders_alive']} of {o['bystanders']} bystanders survived; {o['bystanders_intact']} had their "
              "memory intact (CRC unchanged, all pages resident).",
              f"- OOM kills counted by the group per repeat: {', '.join(map(str, o['oom_kills_per_repeat']))}."]
+    lines += kernel_findings(v)
     if o["bystanders"] and o["bystanders_alive"] == o["bystanders"] == o["bystanders_intact"]:
         lines.append("\nOn this kernel the bystanders survive: the OOM killer took only the mlocking victim.")
     elif o["bystanders"]:
         lines.append(f"\nOn this kernel {o['bystanders'] - o['bystanders_alive']} bystander(s) were killed.")
     return "\n".join(lines)
+
+
+def kernel_findings(victims) -> list[str]:
+    """Sentences from the kernel's own events for the victims of traced repeats (none if untraced)."""
+    if "k_mark_victim_s" not in victims or not victims["k_mark_victim_s"].notna().any():
+        return []
+    v = victims[victims["k_mark_victim_s"].notna()]
+    ms = lambda s: s.median() * 1e3  # noqa: E731
+    ran = int(v["k_start_task_reaping_s"].notna().sum())
+    reaper = (f"the OOM reaper ran in {ran} of {len(v)} (median {v.loc[v['k_start_task_reaping_s'].notna(), 'k_reaped_bytes'].median() / (1 << 20):.0f} MiB reaped)"
+              if ran else f"the OOM reaper never ran (its wake-up is queued 2 s after the kill and skipped once exit_mmap is done)")
+    return [f"- The kernel's own events ({len(v)} traced repeats, medians): from the first memcg reclaim at the "
+            f"limit to `mark_victim` {ms(v['k_mark_victim_s'] - v['k_limit_s']):.1f} ms (the OOM report alone "
+            f"{ms(v['k_oom_to_kill_s']):.1f} ms); from the SIGKILL to `do_exit` {ms(v['k_kill_to_exit_s']):.1f} ms; "
+            f"from the SIGKILL to the end of `exit_mmap` {ms(v['k_kill_to_exit_mmap_s']):.1f} ms "
+            f"({ms(v['k_exit_to_exit_mmap_oncpu_s']):.1f} ms of the teardown on a CPU, of "
+            f"{ms(v['k_exit_to_exit_mmap_s']):.1f} ms); {reaper}. User space saw the kill "
+            f"{ms(v['start_to_kill_s'] - v['k_mark_victim_s']):.1f} ms after `mark_victim`."]

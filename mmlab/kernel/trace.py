@@ -198,8 +198,8 @@ def phases(events: list[Mapping[str, object]], pid: int, origin_s: float) -> dic
     """Kernel-side phase columns for one task from parsed events: `k_<phase>_s` (seconds since
     `origin_s`, same clock), NaN where the event did not occur, and derived durations:
     `k_kill_to_exit_mmap_s` and `k_kill_to_exit_s` from the SIGKILL's generation, `k_exit_to_exit_mmap_s`
-    (do_exit to the end of the teardown) and the part of it spent on a CPU (`..._oncpu_s`: the rest the
-    task waited, runnable, for a CPU), `k_oom_to_kill_s`
+    (do_exit to the end of the teardown) and the part of it spent on a CPU (`..._oncpu_s`; the rest it
+    was off the CPU: preempted by other work, or sleeping), `k_oom_to_kill_s`
     from the OOM report's start to mark_victim, `k_reaped_bytes` (RSS the OOM reaper took)."""
     mine = [e for e in events if e.get("pid") == pid]
     # the OOM report runs in the task that hit the limit; it concerns that task's group, and its

@@ -43,13 +43,19 @@ _MARKERS = {"limit": "|", "oom report": "x", "kill": "X", "exit begins": "o", "r
             "gone": "*"}
 
 
-def typical_repeat(rows: pd.DataFrame) -> int | None:
-    """The measured, traced repeat whose victim's kernel teardown (SIGKILL to exit_mmap) is the median one."""
+def traced_victims(rows: pd.DataFrame) -> pd.DataFrame:
+    """Victim rows with kernel events, measured repeats only (warm-ups too if nothing else was traced)."""
     if "k_mark_victim_s" not in rows:
-        return None
+        return rows.iloc[0:0]
     d = rows[(rows["role"] == "victim") & rows["k_mark_victim_s"].notna()]
     if "warmup" in d and (~d["warmup"].astype(bool)).any():
         d = d[~d["warmup"].astype(bool)]
+    return d
+
+
+def typical_repeat(rows: pd.DataFrame) -> int | None:
+    """The measured, traced repeat whose victim's kernel teardown (SIGKILL to exit_mmap) is the median one."""
+    d = traced_victims(rows)
     if d.empty:
         return None
     d = d.sort_values("k_kill_to_exit_mmap_s")
@@ -230,17 +236,96 @@ def plot_beside_simulated(real: pd.DataFrame, sim: pd.DataFrame, on: str | None 
 def reaper_summary(rows: pd.DataFrame) -> dict:
     """What the traced repeats say about the OOM reaper and the victim's own exit (measured, warm-ups
     excluded): repeats traced, repeats where the reaper ran, median ms from mark_victim to the end of
-    exit_mmap and to sched_process_free, and the bytes the reaper took where it ran."""
-    if "k_mark_victim_s" not in rows:
+    exit_mmap (and how much of do_exit..exit_mmap was on a CPU), to sched_process_free, to the reaper's
+    finish, and the bytes the reaper took where it ran."""
+    d = traced_victims(rows) if "role" in rows else rows.iloc[0:0]
+    if d.empty:
         return {"traced_repeats": 0}
-    d = rows[(rows["role"] == "victim") & rows["k_mark_victim_s"].notna()]
-    if "warmup" in d:
-        d = d[~d["warmup"].astype(bool)]
     ran = d[d["k_start_task_reaping_s"].notna()]
-    med = lambda s: float(s.median() * 1e3) if len(s.dropna()) else float("nan")  # noqa: E731
+
+    def med(s: pd.Series) -> float:
+        return float(s.median() * 1e3) if len(s.dropna()) else float("nan")
+
+    oncpu = d["k_exit_to_exit_mmap_oncpu_s"] if "k_exit_to_exit_mmap_oncpu_s" in d else pd.Series(dtype=float)
     return {"traced_repeats": len(d), "reaper_ran": len(ran),
             "mark_to_exit_mmap_ms": med(d["k_exit_mmap_s"] - d["k_mark_victim_s"]),
+            "exit_to_exit_mmap_oncpu_ms": med(oncpu),
             "mark_to_free_ms": med(d["k_sched_process_free_s"] - d["k_mark_victim_s"]),
+            "mark_to_reaper_done_ms": med(ran["k_finish_task_reaping_s"] - ran["k_mark_victim_s"]),
             "user_kill_to_reap_ms": med(d["kill_to_reap_s"]),
             "user_kill_lag_ms": med(d["start_to_kill_s"] - d["k_mark_victim_s"]),
             "reaped_bytes": float(ran["k_reaped_bytes"].median()) if len(ran) else 0.0}
+
+
+def reaper_sentence(stored: pd.DataFrame) -> str:
+    """One sentence for the summary: what this kernel's tracepoints say about the OOM reaper in the
+    stored oom-kill rows (measured), or that none were traced."""
+    rows = stored[stored["experiment"] == "oom-kill"] if "experiment" in stored else stored
+    s = reaper_summary(rows)
+    n = s["traced_repeats"]
+    if not n:
+        return "No traced oom-kill rows: this kernel's OOM reaper is not measured here."
+    if s["reaper_ran"]:
+        did = (f"the OOM reaper ran in {s['reaper_ran']} of {n} traced repeats, done a median "
+               f"{s['mark_to_reaper_done_ms']:.1f} ms after `mark_victim`, reaping {s['reaped_bytes'] / (1 << 20):.0f} MiB")
+    else:
+        did = (f"the OOM reaper ran in none of {n} traced repeats: it is queued 2 s after the kill and skips a "
+               "victim whose own exit has already freed its memory")
+    oncpu = s["exit_to_exit_mmap_oncpu_ms"]
+    oncpu_s = f" ({oncpu:.1f} ms of its teardown on a CPU)" if math.isfinite(oncpu) else ""
+    return (f"This kernel's tracepoints (measured, {n} traced repeats, medians): {did}; the victim's own exit "
+            f"ended `exit_mmap` {s['mark_to_exit_mmap_ms']:.1f} ms after `mark_victim`{oncpu_s} and the task was "
+            f"freed {s['mark_to_free_ms']:.1f} ms after it.")
+
+
+def kernel_timeline(rows: pd.DataFrame):
+    """(figure or None, a sentence): notebook 04's real timeline of the typical traced repeat, or why
+    there is none (tracing was off or could not run: the rows' own reason)."""
+    repeat = typical_repeat(rows)
+    if repeat is None:
+        why = rows["trace_skipped"].dropna().iloc[0] if "trace_skipped" in rows and rows["trace_skipped"].notna().any() \
+            else "the rows carry no kernel events"
+        return None, f"No kernel timeline: not traced ({why})."
+    n = len(traced_victims(rows))
+    ev = real_events(rows, repeat)
+    fig = plot_real(ev, f"oom-kill (real): the kernel's own timeline of repeat {repeat}")
+    return fig, (f"Repeat {repeat}, the median SIGKILL-to-`exit_mmap` of {n} traced repeats. Filled markers are "
+                 "tracepoints, open ones what the parent saw from user space; time since the victim's mlock() began.")
+
+
+def stored_traced_oom(host_tag: str | None = None) -> pd.DataFrame:
+    """The newest stored oom-kill run with kernel events (of this host when given), or no rows."""
+    from mmlab.core import store
+
+    rows = store.load(experiment="oom-kill")
+    if rows.empty or "k_mark_victim_s" not in rows:
+        return rows.iloc[0:0]
+    if host_tag is not None and "env.host_tag" in rows:
+        rows = rows[rows["env.host_tag"] == host_tag]
+    traced = rows[rows["k_mark_victim_s"].notna()]
+    if traced.empty:
+        return traced
+    return rows[rows["run_id"] == traced["run_id"].max()]
+
+
+def beside_simulated(rows: pd.DataFrame, kernels: tuple[str, ...], profile: str, on: str | None = "kill"):
+    """(figure or None, a sentence): notebook 06's real kernel timeline beside the eras simulated for
+    the same scenario (the run's limit, lock and bystanders), or why there is none."""
+    if rows.empty or typical_repeat(rows) is None:
+        return None, ("No traced real OOM kill is stored for this host (notebook 04 stores one when it can trace: "
+                      "root and tracefs), so only the simulated timelines are shown above.")
+    real = real_events(rows)
+    sim = simulated_events(simulate_like(rows, tuple(kernels), profile))
+    fig = plot_beside_simulated(real, sim, on=on)
+    r = rows.iloc[0]
+    run = f" (run {r['run_id']})" if "run_id" in rows else ""
+    v = rows[(rows["repeat"] == typical_repeat(rows)) & (rows["role"] == "victim")].iloc[0]
+    oncpu = v.get("k_exit_to_exit_mmap_oncpu_s", float("nan"))
+    teardown = (f" There, from `do_exit` to the end of `exit_mmap` took {v['k_exit_to_exit_mmap_s'] * 1e3:.1f} ms, "
+                f"{oncpu * 1e3:.1f} ms of it on a CPU (sched_switch): the rest the victim was off the CPU, which "
+                "the simulator does not model." if pd.notna(oncpu) else "")
+    return fig, (f"The real panel is the typical traced repeat of the newest stored oom-kill run{run}: "
+                 f"limit {int(r['limit_bytes']) >> 20} MiB, mlock of {int(r['lock_bytes']) >> 20} MiB, "
+                 f"{int(r['bystanders'])} bystanders of {int(r['bystander_bytes']) >> 20} MiB. The eras are simulated "
+                 f"for that scenario with the `{profile}` profile (the limit as the memory there is, idle bystanders); "
+                 f"times are since each victim's kill.{teardown}")
