@@ -7,7 +7,7 @@ import pytest
 from mmlab.kernel import trace
 from mmlab.study import timelines
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, needs_root
 from .test_trace import BYSTANDERS, ORIGIN_S, VICTIM
 
 
@@ -60,3 +60,34 @@ def test_reaper_summary_says_the_reaper_did_not_run(rows):
     s = timelines.reaper_summary(rows)
     assert s["traced_repeats"] == 1 and s["reaper_ran"] == 0 and s["reaped_bytes"] == 0
     assert 0 < s["mark_to_exit_mmap_ms"] < s["mark_to_free_ms"]
+
+
+# ---------------------------------------------------------------------------------------- notebooks
+def _markdown(tmp_path, name, parameters) -> str:
+    import nbformat
+    import papermill
+
+    from .test_sim_notebooks import ROOT
+
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters=parameters, kernel_name="python3",
+                               progress_bar=False, cwd=str(tmp_path))
+    nb = nbformat.read(out, as_version=4)
+    return " ".join(o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                    if "text/markdown" in o.get("data", {}))
+
+
+@pytest.mark.notebook
+def test_06_says_so_when_no_traced_oom_kill_is_stored(tmp_path):
+    said = _markdown(tmp_path, "06-simulated-before-after.ipynb",
+                     {"vma_sizes": "256MiB", "populated_fractions": "0,1", "oom_vma_bytes": "7GiB"})
+    assert "No traced real OOM kill is stored" in said
+
+
+@pytest.mark.notebook
+@needs_root
+def test_04_draws_the_kernels_timeline_and_states_its_figures(tmp_path):
+    """04, traced at tiny sizes: the kernel timeline's caption and the kernel's figures in the findings."""
+    said = _markdown(tmp_path, "04-oom-kill.ipynb", {"limit_bytes": "64MiB", "lock_bytes": "128MiB", "bystanders": 1,
+                                                       "bystander_bytes": "4MiB", "repeats": 2, "warmup": 0})
+    assert "SIGKILL-to-`exit_mmap` of 2 traced repeats" in said and "The kernel's own events (2 traced repeats" in said

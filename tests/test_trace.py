@@ -243,3 +243,31 @@ def test_a_process_killed_mid_trace_leaves_no_instance_and_no_enabled_event(sig)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------------------------------------- without tracing
+def test_without_root_tracing_is_unavailable_with_the_reason(monkeypatch):
+    monkeypatch.setattr(trace.os, "geteuid", lambda: 1000)
+    ok, why = trace.availability()
+    assert not ok and "root" in why
+
+
+def test_an_untraceable_machine_gives_untraced_rows_naming_the_reason(monkeypatch):
+    """Where tracing cannot run, the measurement goes on untraced and its rows say why."""
+    from mmlab.experiments import traced
+
+    monkeypatch.setattr(trace, "availability", lambda: (False, "tracefs is not mounted at /nowhere"))
+    with traced.tracer(True) as tr:
+        tr.watch([os.getpid()])
+        tr.finish(reaped_pid=os.getpid(), wait_s=0)
+        row = tr.phases(os.getpid(), 0.0)
+    assert not tr.on and row == {"traced": False, "trace_skipped": "tracefs is not mounted at /nowhere"}
+
+
+@needs_root
+def test_trace_off_creates_no_instance(monkeypatch):
+    from mmlab.experiments import traced
+
+    monkeypatch.setattr(trace, "create", lambda *a, **k: pytest.fail("an instance was created with trace off"))
+    with traced.tracer(False) as tr:
+        assert tr.phases(1, 0.0)["trace_skipped"] == "trace is off"
