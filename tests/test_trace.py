@@ -271,3 +271,35 @@ def test_trace_off_creates_no_instance(monkeypatch):
     monkeypatch.setattr(trace, "create", lambda *a, **k: pytest.fail("an instance was created with trace off"))
     with traced.tracer(False) as tr:
         assert tr.phases(1, 0.0)["trace_skipped"] == "trace is off"
+
+
+@needs_root
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_mmlab_experiment_interrupted_mid_trace_leaves_no_instance(sig):
+    """`mmlab experiment oom-kill` stopped while its trace instance exists: SIGINT ends it cleanly with
+    the instance removed; after SIGKILL the next real experiment's janitor removes it. The top level's
+    events are untouched either way."""
+    from mmlab import experiments
+
+    before = _top_level_events()
+    proc = subprocess.Popen([sys.executable, "-m", "mmlab", "experiment", "oom-kill", "-p", "limit_bytes", "64MiB",
+                             "-p", "lock_bytes", "128MiB", "-p", "bystanders", "1", "-p", "bystander_bytes", "4MiB",
+                             "--repeats", "50", "--no-save"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        mine = lambda: [p for p in trace.instances() if p.name.startswith(f"mmlab-{proc.pid}-")]  # noqa: E731
+        deadline = time.monotonic() + 150  # the machine lock may be held by another real experiment
+        while not mine() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert mine(), f"no trace instance appeared: {proc.poll()}"
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+        else:
+            experiments._remove_stale_cgroups()
+        assert mine() == []
+        assert _top_level_events() == before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -74,7 +74,8 @@ class Tracer:
 
 @contextlib.contextmanager
 def tracer(on: bool) -> Iterator[Tracer]:
-    """A Tracer for one measurement; its trace instance is removed on leaving, on every exit path."""
+    """A Tracer for one measurement; its trace instance is removed on leaving, on every exit path
+    (the path is named before it is made, so even a Ctrl-C right after mkdir() leaves nothing)."""
     if not on:
         yield Tracer(None, "trace is off")
         return
@@ -83,11 +84,16 @@ def tracer(on: bool) -> Iterator[Tracer]:
         yield Tracer(None, why)
         return
     try:
-        s = trace.create()
+        path = trace.next_path()
     except trace.TraceUnavailable as e:
         yield Tracer(None, str(e))
         return
     try:
-        yield Tracer(s, None)
+        session, skipped = None, None
+        try:
+            session = trace.create(path=path)
+        except trace.TraceUnavailable as e:
+            skipped = str(e)
+        yield Tracer(session, skipped)
     finally:
-        s.remove()
+        trace.remove_instance(path)

@@ -380,19 +380,27 @@ def remove_instance(path: Path, timeout_s: float = 5.0) -> None:
             time.sleep(0.02)
 
 
-def create(events: tuple[Event, ...] = EVENTS, buffer_kb: int = BUFFER_KB) -> Session:
-    """A fresh instance named `mmlab-<pid>-<seq>`, clock `mono`, events configured but not yet enabled."""
-    root = tracefs()
-    path = root / "instances" / f"mmlab-{os.getpid()}-{next(_seq)}"
+def next_path() -> Path:
+    """The path of this process's next instance, `instances/mmlab-<pid>-<seq>` (tracefs mounted if need be).
+
+    Callers name the path before it exists so that their cleanup covers every moment after mkdir(),
+    even a Ctrl-C landing between the syscall's return and the assignment of its result."""
+    return tracefs() / "instances" / f"mmlab-{os.getpid()}-{next(_seq)}"
+
+
+def create(events: tuple[Event, ...] = EVENTS, buffer_kb: int = BUFFER_KB, path: Path | None = None) -> Session:
+    """A fresh instance (at `path`, default `next_path()`), clock `mono`, events configured but not yet
+    enabled; on any failure it is removed again."""
+    path = path or next_path()
     try:
-        path.mkdir()
-    except OSError as e:
-        raise TraceUnavailable(f"cannot create a trace instance under {root}/instances: {e.strerror}") from None
-    try:
+        try:
+            path.mkdir()
+        except OSError as e:
+            raise TraceUnavailable(f"cannot create a trace instance under {path.parent}: {e.strerror}") from None
         _write(path / "tracing_on", "0")
         _write(path / "trace_clock", "mono")
         _write(path / "buffer_size_kb", str(buffer_kb))
-        s = Session(root, path, events)
+        s = Session(path.parent.parent, path, events)
         if not s.events:
             raise TraceUnavailable(f"none of the events exist on this kernel: {', '.join(s.missing)}")
         return s
@@ -404,11 +412,11 @@ def create(events: tuple[Event, ...] = EVENTS, buffer_kb: int = BUFFER_KB) -> Se
 @contextlib.contextmanager
 def session(events: tuple[Event, ...] = EVENTS) -> Iterator[Session]:
     """A private trace instance, always removed on leaving (exceptions and Ctrl-C included)."""
-    s = create(events)
+    path = next_path()
     try:
-        yield s
+        yield create(events, path=path)
     finally:
-        s.remove()
+        remove_instance(path)
 
 
 def _pid_alive(pid: int) -> bool:
