@@ -13,7 +13,8 @@ import sys
 
 
 def pairs(n: int) -> dict:
-    from mmlab.experiments import oom_kill, sigkill_during_mlock as sk
+    from mmlab.experiments import oom_kill
+    from mmlab.experiments import sigkill_during_mlock as sk
     from mmlab.experiments.cut_short import hierarchy
     from mmlab.kernel import machine_lock
 

@@ -8,9 +8,8 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# --- issue 6: reliability figures ledger and fault-injection helpers (tests/conftest_reliability.py)
+# the reliability figures ledger and fault-injection helpers
 pytest_plugins = ["tests.conftest_reliability"]
-# --- end issue 6
 IS_ROOT = os.geteuid() == 0
 
 
@@ -67,4 +66,14 @@ def mmlab_processes(ancestor: int | None = None) -> list[int]:
     return out
 
 
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CAP_IPC_LOCK, memory cgroups)")
+# `-m root` / `-m "not root"` select the tests that need root; without root they are skipped.
+needs_root = pytest.mark.root
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skipif(True, reason="needs root (CAP_IPC_LOCK, memory cgroups)")
+    for item in items:
+        if item.get_closest_marker("root"):
+            item.add_marker(skip)

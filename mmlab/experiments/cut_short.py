@@ -16,10 +16,11 @@ import select
 import signal
 import time
 
+from mmlab.core.units import PAGE_BYTES
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildTimeout
 
-PAGE = libc.PAGE_SIZE
+PAGE = PAGE_BYTES
 _LOW_BIT = bytes(i & 1 for i in range(256))
 FAULT_METHODS = ("auto", "populate-write", "write-loop")
 
@@ -81,13 +82,13 @@ class RssProbe:
             return 0
 
     def close(self) -> None:
-        # issue 6: forget the fd before closing it, so a signal landing between the two can never make
+        # forget the fd before closing it, so a signal landing between the two can never make
         # a second close() hit EBADF (or an fd number already reused for something else)
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
 
-    def __enter__(self) -> "RssProbe":
+    def __enter__(self) -> RssProbe:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -19,15 +19,15 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
-from mmlab.kernel.safety import Skipped
 from mmlab.core.units import format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
 from mmlab.experiments.traced import trace_field, tracer
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child
+from mmlab.kernel.safety import Skipped
 
 NAME = "oom-kill"
 VICTIM = "mmlab.experiments.oom_kill:victim_main"
@@ -209,7 +209,9 @@ def run(params: OomParams, progress: bool = True):
 def outcome(rows) -> dict:
     """What happened across repeats (warm-ups excluded): victims killed (and by which signal), bystanders
     alive with memory intact, and the group's OOM-kill count per repeat."""
-    d = rows[~rows["warmup"].astype(bool)] if "warmup" in rows else rows
+    from mmlab.core.stats import measured_rows
+
+    d = measured_rows(rows)
     v = d[d["role"] == "victim"]
     b = d[d["role"] == "bystander"]
     return {"repeats": int(d["repeat"].nunique()), "victims": len(v), "victims_killed": int((~v["survived"].astype(bool)).sum()),
@@ -231,8 +233,10 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: who was killed, by which signal, after how long, and
     whether the bystanders survived with their memory intact."""
+    from mmlab.core.stats import measured_rows
+
     o = outcome(rows)
-    d = rows[~rows["warmup"].astype(bool)]
+    d = measured_rows(rows)
     v = d[d["role"] == "victim"]
     sig = ", ".join(str(s) for s in o["victim_signals"]) or "none"
     lines = [f"- The victim was killed in {o['victims_killed']} of {o['victims']} repeats (signal {sig}), "
@@ -260,7 +264,7 @@ def kernel_findings(victims) -> list[str]:
     ms = lambda s: s.median() * 1e3  # noqa: E731
     ran = int(v["k_start_task_reaping_s"].notna().sum())
     reaper = (f"the OOM reaper ran in {ran} of {len(v)} (median {v.loc[v['k_start_task_reaping_s'].notna(), 'k_reaped_bytes'].median() / (1 << 20):.0f} MiB reaped)"
-              if ran else f"the OOM reaper never ran (its wake-up is queued 2 s after the kill and skipped once exit_mmap is done)")
+              if ran else "the OOM reaper never ran (its wake-up is queued 2 s after the kill and skipped once exit_mmap is done)")
     return [f"- The kernel's own events ({len(v)} traced repeats, medians): from the first memcg reclaim at the "
             f"limit to `mark_victim` {ms(v['k_mark_victim_s'] - v['k_limit_s']):.1f} ms (the OOM report alone "
             f"{ms(v['k_oom_to_kill_s']):.1f} ms); from the SIGKILL to `do_exit` {ms(v['k_kill_to_exit_s']):.1f} ms; "

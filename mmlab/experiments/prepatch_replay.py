@@ -24,15 +24,24 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc, procfs
 from mmlab.core import params as p
-from mmlab.kernel.child import Child, ChildDied, ChildError
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
-from mmlab.experiments.cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
-                        resident_bytes, term_signal)
+from mmlab.experiments.cut_short import (
+    FAULT_METHODS,
+    errno_name,
+    hierarchy,
+    kill_timed,
+    map_anon,
+    next_event,
+    populate,
+    resident_bytes,
+    term_signal,
+)
 from mmlab.experiments.traced import trace_field, tracer
+from mmlab.kernel import cgroup, libc, procfs
+from mmlab.kernel.child import Child, ChildDied, ChildError
 
 NAME = "prepatch-replay"
 CHILD = "mmlab.experiments.prepatch_replay:child_main"
@@ -49,7 +58,7 @@ class ReplayParams(RealParams):
     headroom_fraction: float = p.real(0.5, "cgroup settings: the limit leaves room for this fraction of the unreached pages", 0.0, 0.99)
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
-    settle_s: float = settle_s_field()  # issue 4.5: before the replay's timed fault-in
+    settle_s: float = settle_s_field()  # before the replay's timed fault-in
     trace: bool = trace_field()
 
 
@@ -75,7 +84,7 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     rest = vma_bytes - populated_bytes
     if fault_method == "auto":  # MADV_POPULATE_WRITE exists from 5.14 (populate() still falls back on EINVAL)
         fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
-    settle(settle_s)  # issue 4.5: the twin's freed memory handed back to the host before the timed fault-in
+    settle(settle_s)  # the twin's freed memory handed back to the host before the timed fault-in
     ctx.send("replaying", t_ns=time.monotonic_ns(), fault_method=fault_method)
     # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
@@ -252,10 +261,11 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: the replayed exit beside the modern one, the cost per
     faulted page, what each cgroup setting met, and skipped settings."""
+    from mmlab.core.stats import measured_rows
     from mmlab.core.units import format_bytes
 
     lines = []
-    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    d = measured_rows(rows)
     free = d[d["setting"] == "free"] if len(d) else d
     for vma, g in (free.groupby("vma_bytes") if len(free) else []):
         rep, mod = g["replay_s"].median(), g["modern_kill_to_reap_s"].median() if "modern_kill_to_reap_s" in g else float("nan")

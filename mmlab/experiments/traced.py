@@ -8,7 +8,7 @@ own times (CLOCK_MONOTONIC), so kernel and user-space phases share one axis.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from mmlab.core import params as p
 from mmlab.kernel import trace
@@ -45,7 +45,7 @@ class Tracer:
             import time
 
             deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline and f"sched_process_free: comm=" not in self._tail(reaped_pid):
+            while time.monotonic() < deadline and "sched_process_free: comm=" not in self._tail(reaped_pid):
                 time.sleep(0.01)
         self.session.stop()
         self._events = self.session.read()

@@ -18,8 +18,10 @@ import sys
 import time
 from typing import Any
 
+from mmlab.core.errors import MmlabError
 
-class ChildError(RuntimeError):
+
+class ChildError(MmlabError, RuntimeError):
     """The child failed, died or hung; the message says which and what it last reported.
 
     `fault` names the kind for rows and messages: error (the child reported an exception), hung (silent
@@ -36,7 +38,7 @@ class ChildDied(ChildError):
     def __init__(self, message: str, returncode: int | None):
         super().__init__(message)
         self.returncode = returncode
-        # --- issue 6: a death by signal is "killed" (OOM killer, another process); else "exited-early"
+        # a death by signal is "killed" (OOM killer, another process); else "exited-early"
         self.fault = "killed" if returncode is not None and returncode < 0 else "exited-early"
 
 
@@ -98,7 +100,7 @@ class Child:
         self.returncode: int | None = None
         self.signals_sent: set[int] = set()
 
-    def start(self) -> "Child":
+    def start(self) -> Child:
         env = dict(os.environ, MMLAB_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mmlab.kernel.child", self.target, json.dumps(self.args)],
@@ -112,7 +114,7 @@ class Child:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -167,7 +169,7 @@ class Child:
         try:
             self.proc.stdin.write((json.dumps(data) + "\n").encode())
             self.proc.stdin.flush()
-        except BrokenPipeError:  # issue 6: the child died (or closed stdin) meanwhile: say which, as recv does
+        except BrokenPipeError:  # the child died (or closed stdin) meanwhile: say which, as recv does
             try:
                 rc = self.proc.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
@@ -176,7 +178,7 @@ class Child:
             self.returncode = rc
             raise self._died(rc) from None
 
-    def _died(self, rc: int) -> "ChildDied":
+    def _died(self, rc: int) -> ChildDied:
         """ChildDied for a child found dead: killed by a signal mmlab sent or not, or exited early."""
         ours = rc < 0 and -rc in self.signals_sent
         how = (f"was killed by {describe_status(rc)}" + (" (sent by mmlab)" if ours else
@@ -221,7 +223,7 @@ class Child:
                     stream.close()
             except OSError:
                 pass
-        pidfd, self.pidfd = self.pidfd, None  # issue 6: forget first, so an interrupt cannot close it twice
+        pidfd, self.pidfd = self.pidfd, None  # forget first, so an interrupt cannot close it twice
         if pidfd is not None:
             os.close(pidfd)
 

@@ -28,9 +28,11 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+
+from mmlab.core.errors import MmlabError
 
 TRACEFS = Path(os.environ.get("MMLAB_TRACEFS", "/sys/kernel/tracing"))
 NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # used with fullmatch only
@@ -81,7 +83,7 @@ EVENTS: tuple[Event, ...] = (
 )
 
 
-class TraceUnavailable(RuntimeError):
+class TraceUnavailable(MmlabError, RuntimeError):
     """Tracing cannot be done here; the message says why."""
 
 

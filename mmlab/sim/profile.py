@@ -82,7 +82,7 @@ class Profile:
             hi += n * c.hi * scale
         return v, lo, hi
 
-    def replace(self, **values: float) -> "Profile":
+    def replace(self, **values: float) -> Profile:
         """A copy with some costs set to exact values (interval collapsed): for sweeps and tests."""
         costs = dict(self.costs)
         for k, v in values.items():
@@ -103,7 +103,7 @@ class Profile:
                 "costs": {k: dataclasses.asdict(c) for k, c in self.costs.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Profile":
+    def from_dict(cls, d: Mapping) -> Profile:
         """A profile from its JSON form. A file saved before a cost existed (a host profile from an older
         mmlab) takes that cost from the shipped reference, saying so in its source; except zap_munlock_ns,
         which such a file priced as its own munlock_present_ns (its zap_present_ns was fitted on that basis)."""
@@ -126,7 +126,7 @@ class Profile:
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> "Profile":
+    def load(cls, path: Path | str) -> Profile:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
@@ -172,10 +172,11 @@ def reference() -> Profile:
 
 
 def host_path(tag: str | None = None) -> Path:
-    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname)."""
+    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): beside the stored runs
+    it is fitted from, in the git-ignored runs folder; only the reference profile is tracked."""
     from mmlab.core.store import host_tag
 
-    return paths.REFERENCE_DIR / f"profile-{tag or host_tag()}.json"
+    return paths.runs_dir() / f"profile-{tag or host_tag()}.json"
 
 
 NAMED = ("reference", "desktop-2009", "host")
@@ -195,7 +196,7 @@ def by_name(name: str) -> Profile:
         return Profile.load(p)
     p = Path(name)
     if p.suffix == ".json" and p.exists():
-        # --- issue 6: a profile path is confined to the project's folders (mmlab often runs as root),
+        # a profile path is confined to the project's folders (mmlab often runs as root),
         # and a file that is not a profile is one line naming the parameter, not a traceback
         from mmlab.kernel.confine import inside
 
@@ -205,5 +206,4 @@ def by_name(name: str) -> Profile:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path",
                              f"is not a readable profile ({type(e).__name__}: {' '.join(str(e).split())})") from None
-        # --- end issue 6
     raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")

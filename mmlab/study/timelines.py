@@ -96,7 +96,7 @@ def real_events(rows: pd.DataFrame, repeat: int | None = None) -> pd.DataFrame:
 def simulated_events(tl: pd.DataFrame) -> pd.DataFrame:
     """The simulator's timelines (sim.oom.timeline, several kernels) in the same vocabulary."""
     out = []
-    for kernel, g in tl.groupby("kernel", sort=False):
+    for _kernel, g in tl.groupby("kernel", sort=False):
         era = g["era"].iloc[0]
         done = g[g["event"] == "outcome"]
         outcome = str(done["detail"].iloc[-1]) if len(done) else None
@@ -124,18 +124,14 @@ def simulated_events(tl: pd.DataFrame) -> pd.DataFrame:
 
 def simulate_like(rows: pd.DataFrame, kernels: tuple[str, ...] = ("2.6.31", "2.6.32", "3.12", "6.18"),
                   profile: str = "reference") -> pd.DataFrame:
-    """Simulated timelines of the real run's scenario: the group's limit as the memory there is, the
-    victim's mlock, the same idle bystanders (they allocate nothing more, as the real ones do)."""
+    """Simulated timelines of the real run's scenario, as the summary simulates it
+    (headline.oom_sim_values: the group's limit as the machine's RAM, its bystanders, the victim's mlock)."""
     from mmlab.sim.oom import OomParams, timeline
+    from mmlab.study.headline import oom_sim_values
 
-    r = rows.iloc[0]
-    limit, nby, by = int(r["limit_bytes"]), int(r["bystanders"]), int(r["bystander_bytes"])
-    tls = [timeline(OomParams(kernel=k, profile=profile, ram_bytes=limit, free_bytes=limit - nby * by,
-                              reserve_bytes=0, vma_bytes=int(r["lock_bytes"]), bystanders=nby, bystander_bytes=by,
-                              bystander_touch_bytes=4096, bystander_period_s=10.0, chunk_bytes=1 << 20,
-                              horizon_s=10.0))
-           for k in kernels]
-    return pd.concat(tls, ignore_index=True)
+    v = oom_sim_values(rows, {})
+    return pd.concat([timeline(OomParams(kernel=k, profile=profile, chunk_bytes=1 << 20, **v)) for k in kernels],
+                     ignore_index=True)
 
 
 def _panel(ax, ev: pd.DataFrame, procs: list[str], colors: dict) -> None:
@@ -327,5 +323,5 @@ def beside_simulated(rows: pd.DataFrame, kernels: tuple[str, ...], profile: str,
     return fig, (f"The real panel is the typical traced repeat of the newest stored oom-kill run{run}: "
                  f"limit {int(r['limit_bytes']) >> 20} MiB, mlock of {int(r['lock_bytes']) >> 20} MiB, "
                  f"{int(r['bystanders'])} bystanders of {int(r['bystander_bytes']) >> 20} MiB. The eras are simulated "
-                 f"for that scenario with the `{profile}` profile (the limit as the memory there is, idle bystanders); "
+                 f"for that scenario with the `{profile}` profile, as the summary simulates it (the limit as the machine's RAM); "
                  f"times are since each victim's kill.{teardown}")
