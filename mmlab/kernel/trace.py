@@ -11,8 +11,8 @@ and the experiments run untraced.
 
 The parser (`parse_line`, `parse`) is pure: the text lines of the `trace` file in, rows out.
 Kernel facts behind the events (mm/oom_kill.c, kernel/exit.c, v6.18):
-- `__oom_kill_process()`: `mark_victim` (victim's pid, its RSS at the kill), then SIGKILL
-  (`signal_generate`), then `queue_oom_reaper()`: a timer fires OOM_REAPER_DELAY (2*HZ) later and,
+- `__oom_kill_process()`: SIGKILL (`signal_generate`), `mark_victim` (the victim's pid, its RSS at the
+  kill) microseconds later, then `queue_oom_reaper()`: a timer fires OOM_REAPER_DELAY (2*HZ) later and,
   unless exit_mmap() has already set MMF_OOM_SKIP, `wake_reaper`; the oom_reaper kthread then logs
   `start_task_reaping` / `finish_task_reaping` (or `skip_task_reaping`).
 - The OOM report is printk'd in the context of the task that hit the limit before the kill ("invoked
