@@ -79,10 +79,15 @@ nav.mmlab-nav { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; padding: .6re
 nav.mmlab-nav.bottom { border-bottom: 0; border-top: 1px solid var(--line); margin-top: 2rem; }
 nav.mmlab-nav .next { margin-left: auto; }
 .mmlab-meta { font-size: .92rem; color: var(--muted); }
-nav.mmlab-toc { font-size: .92rem; border-left: 3px solid var(--line); padding: .1rem .9rem; margin: 1rem 0; }
-nav.mmlab-toc ol { margin: .3rem 0; padding-left: 1.2rem; }
+nav.mmlab-toc { font-size: .9rem; margin: .8rem 0 1.2rem; }
+nav.mmlab-toc ol { display: inline; margin: 0; padding: 0; }
+nav.mmlab-toc li { display: inline; }
+nav.mmlab-toc li + li::before { content: " · "; color: var(--muted); }
+nav.mmlab-toc > ol::before { content: ""; }
+nav.mmlab-toc strong { margin-right: .5rem; }
 details.mmlab-code { margin: .4rem 0; }
-details.mmlab-code > summary { cursor: pointer; color: var(--muted); font-size: .8rem; width: max-content; }
+details.mmlab-code > summary { cursor: pointer; color: var(--muted); font-size: .75rem; width: max-content; }
+details.mmlab-code:not([open]) { margin: 0; line-height: 1.2; }
 details.mmlab-code pre, .highlight pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: .82rem; }
 .jp-OutputArea-output, .jp-RenderedHTML, .mmlab-scroll { max-width: 100%; overflow-x: auto; }
 pre { white-space: pre-wrap; word-break: break-word; }
@@ -196,6 +201,30 @@ class ReaderView(Preprocessor):
         return cell, resources
 
 
+_CITED = ((r"(?<![\w/\[])kernel-history(\.md)?", "kernel-history.md"), (r"(?<![\w/\[])MEASURING(\.md)?", "MEASURING.md"))
+COMMIT_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id={}"
+
+
+class CiteSources(Preprocessor):
+    """Link what the Markdown cites: the background documents shipped in `sources/`, and kernel commit
+    ids (12 hex digits in parentheses or backquotes) to the kernel's git web view."""
+
+    def __init__(self, shipped: Iterable[str] = (), **kw):
+        super().__init__(**kw)
+        self.shipped = {Path(s).name: s for s in shipped}
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "markdown":
+            return cell, resources
+        text = cell.source
+        for rx, name in _CITED:
+            if name in self.shipped:
+                text = re.sub(rx, lambda m, n=name: f"[{m.group(0)}]({self.shipped[n]})", text)
+        text = re.sub(r"\((`?)([0-9a-f]{12})\1\)", lambda m: f"([{m.group(2)}]({COMMIT_URL.format(m.group(2))}))", text)
+        cell.source = text
+        return cell, resources
+
+
 # --- page furniture ------------------------------------------------------------------------------------
 
 def title_of(nb) -> str:
@@ -236,22 +265,16 @@ _HEADING = re.compile(r'<h([23]) id="([^"]+)">(.*?)(?:<a class="anchor-link".*?<
 
 
 def contents(body: str) -> str:
-    """A contents list of the page's h2/h3 headings, linked by the ids nbconvert gives them."""
+    """A one-line contents list of the page's sections (h2), linked by the ids nbconvert gives them."""
     heads = [(int(lv), hid, re.sub(r"<[^>]+>", "", text).strip()) for lv, hid, text in _HEADING.findall(body)]
     if len(heads) < 2:
         return ""
-    items, open_sub = [], False
+    items = []
     for lv, hid, text in heads:
-        if lv == 3 and not open_sub:
-            items.append("<ol>")
-            open_sub = True
-        elif lv == 2 and open_sub:
-            items.append("</ol>")
-            open_sub = False
+        if lv == 3:
+            continue  # the list stays one line: sections only
         items.append(f'<li><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>')
-    if open_sub:
-        items.append("</ol>")
-    return f'<nav class="mmlab-toc" aria-label="contents"><strong>Contents</strong><ol>{"".join(items)}</ol></nav>'
+    return f'<nav class="mmlab-toc" aria-label="contents"><strong>Contents:</strong><ol>{"".join(items)}</ol></nav>'
 
 
 def exporter():
@@ -264,16 +287,21 @@ def exporter():
 
 
 def render(nb, page: Page, prev: Page | None, nxt: Page | None, show_code: bool, private: Mapping[str, str],
-           index: str = "index.html") -> str:
+           index: str = "index.html", sources: Sequence[str] = ()) -> str:
     """One notebook page: reader's view of the cells, furniture around them, private facts scrubbed."""
     nb, _ = ReaderView().preprocess(nb, {})
+    nb, _ = CiteSources(sources).preprocess(nb, {})
     nb, _ = Scrub(private).preprocess(nb, {})
     placeholder = "<!--mmlab-contents-->"
     resources = {"mmlab": {"title": page.title, "style": STYLE_FILE, "show_code": show_code,
                            "nav_top": nav(index, prev, nxt, "top"), "nav_bottom": nav(index, prev, nxt, "bottom"),
                            "intro": downloads(page) + placeholder}}
     body, _ = exporter().from_notebook_node(nb, resources=resources)
-    body = body.replace(placeholder, contents(body), 1)
+    intro = downloads(page) + contents(body)
+    body = body.replace(placeholder, "", 1)
+    # the furniture goes under the page's own title, so the title is the first thing read
+    body = re.sub(r"(<h1 [^>]*>.*?</h1>)", lambda m: m.group(1) + intro, body, count=1, flags=re.S) \
+        if re.search(r"<h1 ", body) else body.replace("<main>", "<main>" + intro, 1)
     return scrub(body, private)
 
 
@@ -321,3 +349,174 @@ def ship_sources(out_dir: Path, sources: Iterable[Path]) -> list[str]:
 
 def site_bytes(out_dir: Path) -> int:
     return sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+
+
+# --- the index: answer first -------------------------------------------------------------------------
+
+THREAD = (  # the 2009 thread and the fix, as cited by kernel-history.md (Message-IDs on lore)
+    ("Wakabayashi, mm: make munlock fast when mlock is canceled by sigkill (2009-08-23)",
+     "https://lore.kernel.org/linux-mm/82e12e5f0908220954p7019fb3dg15f9b99bb7e55a8c@mail.gmail.com/"),
+    ("Hugh Dickins on the OOM case (2009-08-25)",
+     "https://lore.kernel.org/linux-mm/Pine.LNX.4.64.0908250947400.2872@sister.anvils/"),
+    ("Hugh Dickins, mm: munlock use follow_page (2009-09-07)",
+     "https://lore.kernel.org/linux-mm/Pine.LNX.4.64.0909072227140.15430@sister.anvils/"),
+    ("commit 408e82b78bcc, Linux 2.6.32",
+     "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=408e82b78bcc"),
+)
+PUBLIC_FACTS = ("host_tag", "kernel_release", "kernel_version", "machine", "cpu_model", "cpu_count", "page_size_bytes",
+                "mem_total_bytes", "mem_available_bytes", "swap_total_bytes", "overcommit_memory", "thp_enabled",
+                "thp_defrag", "damon", "page_reporting", "rlimit_memlock_soft_bytes", "rlimit_memlock_hard_bytes",
+                "cap_ipc_lock", "cgroup_version", "memory_cgroup", "memory_cgroup_detail", "python_version",
+                "mmlab_version", "git_commit")
+
+
+def public_environment(env: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The environment a reader needs, sizes with units: no kernel command line, user or host name."""
+    from mmlab.study.wording import fmt_size
+
+    rows = []
+    for k in PUBLIC_FACTS:
+        if k not in env:
+            continue
+        v = env[k]
+        if k.endswith("_bytes") and isinstance(v, int):
+            v = "unlimited" if v >= (1 << 61) or v < 0 else fmt_size(v)
+        rows.append((k.removesuffix("_bytes").replace("_", " "), str(v)))
+    for name, info in (env.get("experiments") or {}).items():
+        rows.append((f"experiment {name}", ("can run" if info["can_run"] else "cannot run") + f": {info['detail']}"))
+    return rows
+
+
+def tagged_outputs(nb, tag: str, out_dir: Path, prefix: str) -> str:
+    """The outputs of the summary's cells tagged `tag` as HTML for the index, each PNG written to
+    `figures/` and linked relatively (the index stays light)."""
+    import base64
+
+    from nbconvert.filters.markdown import markdown2html
+
+    if nb is None:
+        return ""
+    parts: list[str] = []
+    count = [0]
+
+    def save(b64: str) -> str:
+        count[0] += 1
+        (out_dir / "figures").mkdir(exist_ok=True)
+        name = f"{prefix}-{count[0]}.png"
+        (out_dir / "figures" / name).write_bytes(base64.b64decode(b64))
+        return f"figures/{name}"
+
+    for cell in nb.cells:
+        if cell.cell_type != "code" or tag not in cell.metadata.get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if "text/html" in data:
+                parts.append(re.sub(r'src="data:image/png;base64,([^"]+)"', lambda m: f'src="{save(m.group(1))}"',
+                                    "".join(data["text/html"])))
+            elif "image/png" in data:
+                parts.append(f'<img alt="{tag} figure" src="{save(data["image/png"])}">')
+            elif "text/markdown" in data:
+                parts.append(markdown2html("".join(data["text/markdown"])))
+    return "\n".join(parts)
+
+
+def write_index(out_dir: Path, run_id: str, pages: Sequence[Page], status: Sequence[tuple[str, bool, str, float]],
+                env: Mapping[str, object], parameters: Mapping[str, object], summary_nb=None,
+                sources: Sequence[str] = (), wall_s: float | None = None, private: Mapping[str, str] = {}) -> Path:
+    """The landing page, answer first: the three claims with their evidence, one figure per claim,
+    details, limitations; then the pages, the sources, the environment (once per site) and the
+    parameters. `status` is (name, ok, error, wall_s) per notebook."""
+    esc = html.escape
+    first = next((p for p in pages if p.html), None)
+    claims = tagged_outputs(summary_nb, "claims", out_dir, "claim")
+    details = tagged_outputs(summary_nb, "headline", out_dir, "summary")
+    limits = tagged_outputs(summary_nb, "limitations", out_dir, "limits")
+    by_name = {p.stem: p for p in pages}
+    rows = []
+    for name, ok, error, wall in status:
+        p = by_name.get(name)
+        link = f'<a href="{esc(p.html)}">{esc(p.title)}</a>' if p and p.html else esc(name)
+        nb = f'<a href="{esc(p.ipynb)}" download>.ipynb</a>' if p and p.ipynb else ""
+        state = "ok" if ok else f"failed: {esc(scrub(error or '', private))}"
+        rows.append(f'<tr><td>{link}</td><td class="{"ok" if ok else "fail"}">{state}</td>'
+                    f"<td>{wall:.0f} s</td><td>{nb}</td></tr>")
+    data_links = sorted({d for p in pages for d in p.data})
+    data_html = ("<p>Tidy data of every run this report made (one row per measurement, units in column names), "
+                 "as Parquet and CSV: " + ", ".join(f'<a href="{esc(d)}">{esc(d.removeprefix("data/"))}</a>'
+                                                     for d in data_links) + ".</p>") if data_links else ""
+    src = "".join(f'<li><a href="{esc(s)}">{esc(Path(s).name)}</a> (shipped with this site)</li>' for s in sources)
+    src += "".join(f'<li><a href="{esc(u)}">{esc(t)}</a></li>' for t, u in THREAD)
+    env_html = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(scrub(v, private))}</td></tr>" for k, v in public_environment(env))
+    params_html = "\n".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in parameters.items()) \
+        or "<tr><td>the defaults of each notebook (their parameters cells)</td></tr>"
+    total = f" The whole run took {wall_s:.0f} s." if wall_s is not None else ""
+    answer = (f'<section id="answer"><h2>The answer</h2><div class="mmlab-claims">{claims}</div></section>' if claims
+              else "<p>The summary did not run; its claims are missing.</p>")
+    nav_top = nav("index.html", None, first, "top").replace('<a class="home" href="index.html">&#8962; Index</a> ', "")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Index · {TITLE_SUFFIX} {esc(run_id)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{STYLE_FILE}">
+</head><body class="mmlab-index">
+{nav_top}
+<main>
+<h1>What it costs to munlock after an interrupted mlock(): the 2009 thread, checked on Linux {esc(str(env.get("kernel_release", "")))}</h1>
+<p class="mmlab-meta">Run <code>{esc(run_id)}</code> on host <code>{esc(str(env.get("host_tag", "")))}</code>.
+Each number says what it is: <em>measured here</em> on this machine's kernel, <em>replayed here</em> (the pre-patch
+kernel's work re-done on this kernel), or <em>simulated</em> by the kernel models on a named machine profile.</p>
+<nav class="mmlab-toc" aria-label="contents"><strong>Contents:</strong><ol>
+<li><a href="#answer">The answer</a></li><li><a href="#details">Details</a></li><li><a href="#limitations">Limitations</a></li>
+<li><a href="#pages">Pages</a></li><li><a href="#sources">Sources</a></li><li><a href="#environment">Environment</a></li>
+<li><a href="#parameters">Parameters</a></li></ol></nav>
+{answer}
+<section id="details"><h2>Details</h2>{details or "<p>No details: the summary did not run.</p>"}
+{f'<p><a href="{esc(first.html)}">The whole summary, with every point and series.</a></p>' if first else ""}</section>
+<section id="limitations"><h2>Limitations</h2>{limits or "<p>See the summary.</p>"}</section>
+<section id="pages"><h2>Pages</h2>
+<table class="mmlab-facts"><tr><th>page</th><th>status</th><th>wall time</th><th>notebook</th></tr>
+{chr(10).join(rows)}
+</table><p class="mmlab-meta">{total.strip()}</p>
+{data_html}</section>
+<section id="sources"><h2>Sources</h2><ul>{src}</ul></section>
+<section id="environment"><h2>Environment</h2>
+<p class="mmlab-meta">The machine every page ran on (shown once here; a page says only what differed for it).</p>
+<div class="mmlab-scroll"><table class="mmlab-facts">{env_html}</table></div></section>
+<section id="parameters"><h2>Parameters</h2><table class="mmlab-facts">{params_html}</table></section>
+</main>
+</body></html>
+"""
+    index = out_dir / "index.html"
+    index.write_text(scrub(page, private))
+    return index
+
+
+def build(out_dir: Path, run_id: str, executed: Sequence[tuple[str, Path | None]], status, run_dirs: Mapping[str, Sequence[Path]],
+          env: Mapping[str, object], parameters: Mapping[str, object], show_code: bool = False,
+          wall_s: float | None = None, sources: Iterable[Path] = ()) -> Path:
+    """The whole site from executed notebooks (listing order, summary first): one page per notebook,
+    its scrubbed `.ipynb` and data beside it, one style sheet, the cited sources, and the index."""
+    import nbformat
+
+    private = private_strings(env, [out_dir])
+    write_style(out_dir)
+    books = {}
+    pages = []
+    for stem, path in executed:
+        nb = nbformat.read(path, as_version=4) if path is not None and path.exists() else None
+        if nb is not None:
+            nb, _ = Scrub(private).preprocess(nb, {})
+            nbformat.write(nb, path)  # the shipped notebook is the scrubbed one
+        books[stem] = nb
+        data = ship_runs(run_dirs.get(stem, ()), out_dir, private)
+        pages.append(Page(stem, title_of(nb) if nb is not None else stem, f"{stem}.html" if nb is not None else None,
+                          path.name if nb is not None else None, data))
+    srcs = ship_sources(out_dir, sources)
+    shown = [p for p in pages if p.html]
+    for i, p in enumerate(shown):
+        prev = shown[i - 1] if i > 0 else None
+        nxt = shown[i + 1] if i + 1 < len(shown) else None
+        nb = nbformat.from_dict(books[p.stem])
+        (out_dir / p.html).write_text(render(nb, p, prev, nxt, show_code, private, sources=srcs))
+    summary = next((books[p.stem] for p in pages if p.stem.startswith("00-") and books[p.stem] is not None), None)
+    return write_index(out_dir, run_id, pages, status, env, parameters, summary, srcs, wall_s, private)

@@ -12,9 +12,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from mmlab.study.estimates import CI, MODEL, quoted_point
+from mmlab.study.estimates import CI, quoted_point
 from mmlab.study.series import POINT, POST, PRE, REAL, REPLAY, Scenario
-from mmlab.study.wording import fmt_pct, fmt_s, fmt_size, fmt_x, interval_text, where
+from mmlab.study.wording import fmt_s, fmt_size, fmt_x, interval_text, where
 
 
 def _tables(est: pd.DataFrame, rat: pd.DataFrame):
@@ -157,7 +157,7 @@ def claim_oom(outcomes: pd.DataFrame, sim_values: Mapping[str, object], profile:
     pre, post = by.loc[PRE], by.loc[POST]
     setup = f"RAM {fmt_size(sim_values['ram_bytes'])}, {sim_values['bystanders']} bystanders" if "ram_bytes" in sim_values else "its default machine"
     text = (f"{head} Simulated on the {profile} profile ({setup}; one run each), {kernels[0]} killed "
-            f"{pre['bystanders_killed']} of {pre['bystanders']} bystanders and {kernels[1]} {post['bystanders_killed']}")
+            f"{pre['bystanders_killed']} of {pre['bystanders']} bystanders and {kernels[1]} killed {post['bystanders_killed']}")
     if REAL in by.index:
         r = by.loc[REAL]
         text += (f", while measured here in a memory cgroup, this kernel killed {r['bystanders_killed']} of "

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.study.estimates import quoted_point
-from mmlab.study.series import COLORS, POST, PRE, REAL, REPLAY, SERIES_ORDER, SIMULATED, Scenario
+from mmlab.study.series import COLORS, POST, PRE, REAL, SERIES_ORDER, SIMULATED, Scenario
 from mmlab.study.wording import fmt_size
 
 MiB = 1 << 20
@@ -32,17 +32,22 @@ def _seconds_axis(ax) -> None:
 
     from mmlab.study.wording import fmt_s
 
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_s(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _size_axis(ax, axis: str = "x") -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log", base=2)
     a = ax.xaxis if axis == "x" else ax.yaxis
     a.set_major_locator(LogLocator(base=4))
     a.set_major_formatter(FuncFormatter(lambda v, _: fmt_size(v * MiB)))
+    a.set_minor_formatter(NullFormatter())
 
 
 def _legend_below(fig, axes, ncol: int = 2) -> None:
