@@ -295,7 +295,7 @@ def render(nb, page: Page, prev: Page | None, nxt: Page | None, show_code: bool,
     placeholder = "<!--mmlab-contents-->"
     resources = {"mmlab": {"title": page.title, "style": STYLE_FILE, "show_code": show_code,
                            "nav_top": nav(index, prev, nxt, "top"), "nav_bottom": nav(index, prev, nxt, "bottom"),
-                           "intro": downloads(page) + placeholder}}
+                           "intro": placeholder}}
     body, _ = exporter().from_notebook_node(nb, resources=resources)
     intro = downloads(page) + contents(body)
     body = body.replace(placeholder, "", 1)
@@ -503,10 +503,12 @@ def build(out_dir: Path, run_id: str, executed: Sequence[tuple[str, Path | None]
     books = {}
     pages = []
     for stem, path in executed:
-        nb = nbformat.read(path, as_version=4) if path is not None and path.exists() else None
-        if nb is not None:
-            nb, _ = Scrub(private).preprocess(nb, {})
-            nbformat.write(nb, path)  # the shipped notebook is the scrubbed one
+        nb = None
+        if path is not None and path.exists():
+            # the shipped notebook is the scrubbed one, metadata too (papermill records its paths there)
+            text = scrub(path.read_text(), private)
+            path.write_text(text)
+            nb = nbformat.reads(text, as_version=4)
         books[stem] = nb
         data = ship_runs(run_dirs.get(stem, ()), out_dir, private)
         pages.append(Page(stem, title_of(nb) if nb is not None else stem, f"{stem}.html" if nb is not None else None,

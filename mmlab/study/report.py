@@ -60,3 +60,18 @@ def show_result(result) -> bool:
     where = f"run `{result.run_dir.name}`" if result.run_dir else "not stored"
     say(f"**{result.name}**: {len(result.rows)} rows (method = {methods}), {where}; its tidy data are linked at the top of this page.")
     return True
+
+
+def show_table(df) -> None:
+    """Display a statistics or rows table for readers (units, words, no pids or empty rows: see
+    `wording.readable`); nothing is returned, so a notebook cell does not echo it a second time."""
+    from mmlab.study.wording import readable
+
+    table = readable(df)
+    try:
+        from IPython.display import HTML, display
+
+        display(HTML(f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">'
+                     f'{table.to_html(index=False, border=0)}</div>'))
+    except ImportError:
+        print(table.to_string(index=False))

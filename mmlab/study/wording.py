@@ -113,6 +113,7 @@ _STAT_COLS = {"median", "mean", "sd", "min", "max", "ci_lo", "ci_hi"}
 
 
 def _unit_of(name: str) -> str:
+    name = name.split(" · ")[0]
     if name.endswith("_bytes"):
         return "bytes"
     if name.endswith("_ns_per_page") or name.endswith("_ns"):
@@ -136,12 +137,15 @@ def fmt_value(v: object, unit: str) -> str:
     if unit == "fraction":
         return fmt_pct(float(v))
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return f"{v:,.0f}" if v == int(v) and abs(v) >= 1000 else f"{v:.3g}"
     return str(v)
 
 
 def words(name: str) -> str:
     """A column name in words with its unit: `kill_to_reap_s` -> `kill to reap`, `vma_bytes` -> `VMA`."""
+    name, _, key = name.partition(" · ")
+    if key:
+        return f"{words(name)} · {key}"
     base = re.sub(r"_(bytes|s|ns_per_page|ns)$", "", name)
     base = {"vma": "VMA", "target_populated": "populated (target)", "target_populated_fraction": "populated (target)"}.get(base, base)
     return base.replace("env.", "").replace("_", " ")
@@ -153,6 +157,8 @@ def readable(df: pd.DataFrame, drop_constant: bool = True) -> pd.DataFrame:
     `stats.summary` table (metric, n, median, ..., ci_lo, ci_hi) keeps its median and gets one interval
     column named for its kind: a bootstrap 95% CI from 5 repeats up, else the min-max range."""
     d = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df.copy()
+    if isinstance(d.columns, pd.MultiIndex):  # a pivot: (metric, key) -> `metric · key`, unit kept from the metric
+        d.columns = [" · ".join(str(x) for x in c if str(x)) if isinstance(c, tuple) else str(c) for c in d.columns]
     d = d[[c for c in d.columns if not re.search(r"(^|_)pid$", str(c))]]
     if "n" in d:
         d = d[d["n"].fillna(0) > 0]
@@ -169,7 +175,7 @@ def readable(df: pd.DataFrame, drop_constant: bool = True) -> pd.DataFrame:
         med = [fmt_value(v, u) for v, u in zip(d["median"], units)]
         d = d.drop(columns=[c for c in _STAT_COLS if c in d]).assign(median=med, interval=interval)
         d["metric"] = d["metric"].map(lambda m: words(str(m).split(".")[-1]))
-    value_cols = [c for c in d.columns if _unit_of(str(c))]
+    value_cols = [c for c in d.columns if _unit_of(str(c)) and c not in ("median", "interval")]
     if value_cols:
         d = d.dropna(subset=value_cols, how="all")
     for c in value_cols:
@@ -178,6 +184,8 @@ def readable(df: pd.DataFrame, drop_constant: bool = True) -> pd.DataFrame:
         if d[c].dtype == float:
             d[c] = d[c].map(lambda v: fmt_value(v, ""))
     if drop_constant and len(d) > 1:
-        keep = [c for i, c in enumerate(d.columns) if i == 0 or d[c].astype(str).nunique() > 1 or c in ("median", "interval")]
+        # a column that never changes says nothing per row, unless it is the configuration (a size)
+        keep = [c for i, c in enumerate(d.columns) if i == 0 or d[c].astype(str).nunique() > 1
+                or c in ("metric", "n", "median", "interval") or _unit_of(str(c)) in ("bytes", "fraction")]
         d = d[keep]
     return d.rename(columns={c: words(str(c)) for c in d.columns}).reset_index(drop=True)
