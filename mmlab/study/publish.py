@@ -135,7 +135,7 @@ def private_strings(env: Mapping[str, object] | None = None, dirs: Iterable[Path
         out[str(d)] = "."
     home = os.path.expanduser("~")
     if len(home) > 1:
-        out[home] = "~"
+        out[home.rstrip("/") + "/"] = "~/"
     cmdline = str(env.get("kernel_cmdline") or "")
     if not cmdline:
         try:

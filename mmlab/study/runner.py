@@ -228,7 +228,7 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     t0 = time.monotonic()
     for i, nb in enumerate(order, 1):
         # one line per notebook: its place, name, then (when it ends) its result and wall time
-        print(f"mmlab run [{i}/{len(order)}] {nb.stem} ...", end="", file=sys.stderr, flush=True)
+        print(f"mmlab run [{i}/{len(order)}] {nb.stem}", end="", file=sys.stderr, flush=True)
         before = _run_dirs()
         r = execute(nb, out_dir, own[nb])
         made[nb.stem] = sorted(_run_dirs() - before)
