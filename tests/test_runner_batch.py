@@ -105,7 +105,7 @@ def test_wall_time_of_each_notebook_is_recorded(site):
 def test_progress_is_one_line_per_notebook_without_kernel_noise(site):
     """Each notebook gets one line (its place in the run, name, result, wall time); the kernels say
     nothing on the terminal (no TCP-encryption warning, no interrupt logged at shutdown)."""
-    lines = [l for l in site["stderr"].splitlines() if l.strip()]
+    lines = [line for line in site["stderr"].splitlines() if line.strip()]
     assert re.fullmatch(r"mmlab run \[1/2\] 01-data ok \(\d.*", lines[0])
     assert re.fullmatch(r"mmlab run \[2/2\] 00-sum ok \(\d.*", lines[1])
     assert "IPKernelApp" not in site["stderr"] and "encryption" not in site["stderr"]

@@ -95,7 +95,7 @@ def pages(site, browser):
         seen.add(url)
         v = visit(browser, url)
         out[url] = v
-        for raw, resolved in v["links"]:
+        for _raw, resolved in v["links"]:
             target = urlparse(resolved)
             if target.scheme == "file" and target.path.endswith(".html") and Path(unquote(target.path)).exists():
                 todo.append(f"file://{target.path}")
@@ -188,8 +188,8 @@ def test_no_page_is_wider_than_a_1280_px_window(pages):
 def test_no_code_is_visible_by_default(pages):
     """Code is folded away: the visible text of a page holds no `import` or `from mmlab` line."""
     for u, v in pages.items():
-        lines = [l.strip() for l in _text(v["page"]).splitlines()]
-        assert not [l for l in lines if l.startswith(("import ", "from mmlab"))], u
+        lines = [line.strip() for line in _text(v["page"]).splitlines()]
+        assert not [line for line in lines if line.startswith(("import ", "from mmlab"))], u
 
 
 def _private() -> list[str]:

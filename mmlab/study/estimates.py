@@ -12,12 +12,12 @@ simulated side carries the model range and says which sides are simulated. Pure 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from mmlab.study import stats
+from mmlab.core import stats
 from mmlab.study.series import POINT, POST, PRE, REAL, REPLAY, SERIES_ORDER, SIMULATED, Scenario, prepared
 
 CI, RANGE, ONE, MODEL = "95% CI", "range", "one trial", "model range"

@@ -42,7 +42,7 @@ def gather(runs: str, run_missing: bool, host_tag: str | None) -> tuple[pd.DataF
             continue
         try:
             result = experiments.run(name, small_run(name), progress=False)
-        except Exception as e:  # noqa: BLE001 - any reason it cannot run here is reported in the summary
+        except Exception as e:
             missing[name] = f"{type(e).__name__}: {e}"
             continue
         if result.skipped:

@@ -8,7 +8,7 @@ small experiments that are missing. This module only joins them for the notebook
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

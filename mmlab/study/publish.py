@@ -17,9 +17,9 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from nbconvert.preprocessors import Preprocessor
 

@@ -18,12 +18,12 @@ import json
 import re
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from mmlab.core import paths
-from mmlab.cli import CliError
+from mmlab.core.errors import CliError
 from mmlab.core.params import ParamError, Params, Spec, coerce
 
 SUMMARY_PREFIX = "00-"
@@ -187,7 +187,7 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress:
             papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
                                        kernel_name="python3", progress_bar=progress, log_output=False,
                                        request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
-        except Exception as e:  # noqa: BLE001 - any notebook failure is reported by name, the rest still run
+        except Exception as e:  # any notebook failure is reported by name, the rest still run
             error = _failing_cell(e)
     wall = time.monotonic() - t0
     return NotebookResult(nb.stem, error is None, wall, nb.stem + ".html" if out_nb.exists() else None, error,
@@ -211,8 +211,7 @@ def sources() -> list[Path]:
 def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool = False,
          run_id: str | None = None) -> int:
     from mmlab.core.store import new_run_id
-    from mmlab.kernel import env
-    from mmlab.study import publish
+    from mmlab.study import publish, report
 
     notebooks = discover(names)
     if not notebooks:
@@ -239,7 +238,8 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     wall = time.monotonic() - t0
     executed = [(nb.stem, out_dir / nb.name if (out_dir / nb.name).exists() else None) for nb in notebooks]
     status = [(r.name, r.ok, r.error or "", r.wall_s) for r in results]
-    index = publish.build(out_dir, run_id, executed, status, made, env.capture(), parameters, show_code, wall, sources())
+    index = publish.build(out_dir, run_id, executed, status, made, report.environment(), parameters, show_code, wall,
+                          sources())
     (out_dir / "run.json").write_text(json.dumps({
         "run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "show_code": show_code,
         "wall_s": wall, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str))

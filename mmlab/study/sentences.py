@@ -7,7 +7,7 @@ machine profile. A clause never sets numbers of two configurations side by side.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

@@ -8,13 +8,13 @@ reached), munlock() after a partial mlock (the same write-GUP loop), and an OOM 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from mmlab.core import stats
 from mmlab.core.units import PAGE_BYTES
-from mmlab.study import stats
 
 PRE, REPLAY, POST, NOW_SIM, REAL = "pre-sim", "pre-replay", "post-sim", "now-sim", "real"
 SERIES_ORDER = (PRE, REPLAY, POST, NOW_SIM, REAL)

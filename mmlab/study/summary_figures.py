@@ -8,7 +8,7 @@ import base64
 import html
 import io
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,11 +28,9 @@ def _plt():
 
 def _seconds_axis(ax) -> None:
     """A log time axis labelled in ms/µs/s rather than powers of ten of seconds."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from mmlab.study.wording import fmt_s
-
-    from matplotlib.ticker import LogLocator, NullFormatter
 
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=8))

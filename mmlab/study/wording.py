@@ -4,13 +4,13 @@ summary's tables; `readable()` turns any tidy statistics table into one a reader
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from mmlab.core.units import format_bytes
-from mmlab.study.estimates import CI, MODEL, ONE, RANGE, MIN_CI_N
+from mmlab.study.estimates import CI, MIN_CI_N, MODEL, ONE, RANGE
 from mmlab.study.series import POINT, SERIES_ORDER, evidence_kind
 
 
@@ -179,7 +179,8 @@ def readable(df: pd.DataFrame, drop_constant: bool = True) -> pd.DataFrame:
     if value_cols:
         d = d.dropna(subset=value_cols, how="all")
     for c in value_cols:
-        d[c] = d[c].map(lambda v, u=_unit_of(str(c)): fmt_value(v, u))
+        unit = _unit_of(str(c))
+        d[c] = [fmt_value(v, unit) for v in d[c]]
     for c in d.columns:
         if d[c].dtype == float:
             d[c] = d[c].map(lambda v: fmt_value(v, ""))
