@@ -92,16 +92,17 @@ def simulated_sides(num: str, den: str) -> str:
 def ratios(est: pd.DataFrame, pairs: Sequence[tuple[str, str, str]] = RATIOS) -> pd.DataFrame:
     """Per point and pair of series: their ratio, its interval, the interval's kind, which sides are
     simulated, and whether the interval lies wholly on one side of 1."""
-    cols = [*POINT, "populated_fraction", "num", "den", "what", "ratio", "lo", "hi", "kind", "sides", "significant"]
+    cols = [*POINT, "populated_fraction", "num", "den", "what", "ratio", "lo", "hi", "kind", "n", "sides", "significant"]
     out = []
     for (vma, point), g in est.groupby(POINT, sort=True):
         by = {s: e for s, e in zip(g["series"], g["estimate"])}
         for num, den, what in pairs:
             if num in by and den in by:
                 r, lo, hi, kind = ratio_interval(by[num], by[den], num in SIMULATED, den in SIMULATED)
+                n = f"{by[num].n} and {by[den].n}" if kind in (CI, RANGE) else ""
                 out.append({"vma_bytes": int(vma), "point_bytes": int(point), "populated_fraction": point / vma,
                             "num": num, "den": den, "what": what, "ratio": r, "lo": lo, "hi": hi, "kind": kind,
-                            "sides": simulated_sides(num, den), "significant": stats.significant(lo, hi)})
+                            "n": n, "sides": simulated_sides(num, den), "significant": stats.significant(lo, hi)})
     return pd.DataFrame(out, columns=cols)
 
 

@@ -26,7 +26,7 @@ def _time(e: pd.Series, profile: str) -> str:
 
 
 def _ratio(r: pd.Series, profile: str) -> str:
-    text = interval_text(r["kind"], r["lo"], r["hi"], 0, fmt_x, profile).removesuffix(", n = 0")
+    text = interval_text(r["kind"], r["lo"], r["hi"], r["n"], fmt_x, profile)
     return f"{text}; {r['sides']}"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.study.estimates import quoted_point
-from mmlab.study.series import COLORS, POST, PRE, REAL, SERIES_ORDER, SIMULATED, Scenario
+from mmlab.study.series import COLORS, POST, PRE, REAL, REPLAY, SERIES_ORDER, SIMULATED, Scenario
 from mmlab.study.wording import fmt_size
 
 MiB = 1 << 20
@@ -136,6 +136,14 @@ def figure(data: pd.DataFrame, est: pd.DataFrame, scen: Scenario, labels: dict[s
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def claim_vmas(est: pd.DataFrame, fraction: float) -> list[int]:
+    """The VMA sizes claim 2's figure shows: the replay's (the point the claim quotes) and the one
+    this kernel was measured at, so both appear beside the models at their own size."""
+    pts = [quoted_point(est, fraction, need) for need in ((REPLAY, POST), (REAL, POST))]
+    vmas = sorted({p[0] for p in pts if p is not None})
+    return vmas or focus_vmas(est, fraction)[:1]
 
 
 def focus_vmas(est: pd.DataFrame, fraction: float) -> list[int]:

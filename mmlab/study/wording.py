@@ -48,7 +48,7 @@ def fmt_interval(lo: float, hi: float, f: Callable[[float], str]) -> str:
     return f"{f(lo)}–{f(hi)}" if np.isfinite(lo) and np.isfinite(hi) else "no interval"
 
 
-def interval_text(kind: str, lo: float, hi: float, n: int, f: Callable[[float], str] = fmt_s,
+def interval_text(kind: str, lo: float, hi: float, n: int | str, f: Callable[[float], str] = fmt_s,
                   profile: str = "") -> str:
     """An interval in words, named for what it is: `95% CI 22–27 ms, n = 7`, `range 20–31 ms, n = 3`,
     `one trial`, `model range 60–240 ms (reference profile low–high)`."""
@@ -87,7 +87,7 @@ def ratio_table(rat: pd.DataFrame, profile: str) -> pd.DataFrame:
     sides are simulated."""
     rows = [{"VMA": fmt_size(r["vma_bytes"]), "populated": f"{fmt_size(r['point_bytes'])} ({fmt_pct(r['populated_fraction'])})",
              "ratio": r["what"], "value": fmt_x(r["ratio"]),
-             "interval": interval_text(r["kind"], r["lo"], r["hi"], 0, fmt_x, profile).replace(", n = 0", ""),
+             "interval": interval_text(r["kind"], r["lo"], r["hi"], r["n"], fmt_x, profile),
              "sides": r["sides"]} for _, r in rat.iterrows()]
     return pd.DataFrame(rows, columns=["VMA", "populated", "ratio", "value", "interval", "sides"])
 
