@@ -232,7 +232,8 @@ class ReaderView(Preprocessor):
         return cell, resources
 
 
-_CITED = ((r"(?<![\w/\[])kernel-history(\.md)?", "kernel-history.md"), (r"(?<![\w/\[])MEASURING(\.md)?", "MEASURING.md"))
+_CITED = ((r"(?<![\w/\[])(`?)((?:\.\./)?(?:shared/)?kernel-history(?:\.md)?)\1", "kernel-history.md"),
+          (r"(?<![\w/\[])(`?)((?:\.\./)?(?:shared/)?MEASURING(?:\.md)?)\1", "MEASURING.md"))
 COMMIT_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id={}"
 
 
@@ -250,7 +251,7 @@ class CiteSources(Preprocessor):
         text = cell.source
         for rx, name in _CITED:
             if name in self.shipped:
-                text = re.sub(rx, lambda m, n=name: f"[{m.group(0)}]({self.shipped[n]})", text)
+                text = re.sub(rx, lambda m, n=name: f"[{m.group(2)}]({self.shipped[n]})", text)
         text = re.sub(r"\((`?)([0-9a-f]{12})\1\)", lambda m: f"([{m.group(2)}]({COMMIT_URL.format(m.group(2))}))", text)
         cell.source = text
         return cell, resources

@@ -133,7 +133,7 @@ def fmt_value(v: object, unit: str) -> str:
     if unit == "s":
         return fmt_s(float(v))
     if unit == "ns":
-        return f"{float(v):.3g} ns"
+        return fmt_s(float(v) * 1e-9)
     if unit == "fraction":
         return fmt_pct(float(v))
     if isinstance(v, float):
