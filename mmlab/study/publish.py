@@ -194,6 +194,18 @@ def smaller_png(b64: str) -> str:
     return base64.b64encode(out.getvalue()).decode() if out.tell() < len(raw) else b64
 
 
+class DropStderr(Preprocessor):
+    """Drop what cells wrote to stderr: warnings and waiting notes that name this machine's processes,
+    their command lines and paths (another clone holding the machine lock, say). Kept out of the
+    shipped notebooks too; errors that stop a notebook are reported by the runner."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        return cell, resources
+
+
 class ShrinkFigures(Preprocessor):
     """Every PNG output, alone or embedded in HTML, through `smaller_png`."""
 
@@ -539,6 +551,7 @@ def build(out_dir: Path, run_id: str, executed: Sequence[tuple[str, Path | None]
         if path is not None and path.exists():
             # the shipped notebook is the scrubbed one, metadata too (papermill records its paths there)
             nb = nbformat.reads(scrub(path.read_text(), private), as_version=4)
+            nb, _ = DropStderr().preprocess(nb, {})
             nb, _ = ShrinkFigures().preprocess(nb, {})
             nbformat.write(nb, path)
         books[stem] = nb

@@ -38,6 +38,22 @@ def _seconds_axis(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _label_short_log_axis(ax) -> None:
+    """Times spanning less than a decade and a half need no log axis: linear from zero, labelled in
+    ms/µs/s."""
+    from matplotlib.ticker import AutoLocator, FuncFormatter
+
+    from mmlab.study.wording import fmt_s
+
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 30:
+        ax.set_yscale("linear")
+        ax.set_ylim(0, hi * 1.05)
+        ax.yaxis.set_major_locator(AutoLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_s(v)))
+        ax.set_ylabel(ax.get_ylabel().replace(" (log scale)", ""))
+
+
 def _size_axis(ax, axis: str = "x") -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -99,7 +115,7 @@ def figure(data: pd.DataFrame, est: pd.DataFrame, scen: Scenario, labels: dict[s
     plt = _plt()
     vmas = list(vmas) if vmas else (sorted(est["vma_bytes"].unique())[-2:] if not est.empty else [])
     n = max(1, len(vmas))
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False, sharey=True, sharex=True)
     if est.empty:
         axes[0, 0].text(0.5, 0.5, "no rows", ha="center", va="center", transform=axes[0, 0].transAxes)
         return fig
@@ -121,14 +137,20 @@ def figure(data: pd.DataFrame, est: pd.DataFrame, scen: Scenario, labels: dict[s
                 ax.scatter(pts["point_bytes"] / MiB, pts["value_s"], color=COLORS[s], s=12, alpha=0.6, zorder=3)
         _seconds_axis(ax)
         if zero:
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_xscale("symlog", linthresh=1)
-            ax.set_xlim(left=-0.5)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("populated when stopped (MiB, log above 1)")
         else:
             _size_axis(ax)
             ax.set_xlabel("populated when stopped (log scale)")
         ax.set_title(f"{fmt_size(vma)} VMA", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
+    shown = est[est["vma_bytes"].isin(vmas)]["point_bytes"] / MiB
+    if len(shown):  # every panel spans every point shown (shared, set once all are drawn)
+        top = float(shown.max()) * 1.4
+        axes[0, 0].set_xlim(-0.5 if zero else float(shown[shown > 0].min()) / 1.4, top)
     axes[0, 0].set_ylabel(f"{scen.title.split('(')[0].strip()} time (log scale)" if scen.name != "sigkill-during-mlock"
                           else "SIGKILL to reap (log scale)")
     _legend_below(fig, axes[0])
@@ -187,6 +209,7 @@ def oom_figure(data: pd.DataFrame, outcomes: pd.DataFrame, labels: dict[str, str
     a1.set_ylim(0, 105)
     a2.set_ylabel("victim: kill to reap (log scale)")
     _seconds_axis(a2)
+    _label_short_log_axis(a2)
     fig.suptitle("OOM kill with bystanders", fontsize=10)
     fig.tight_layout()
     return fig

@@ -18,12 +18,14 @@ def fmt_s(v: float) -> str:
     """Seconds with a unit people read: 41 ms, 2.3 s, 180 µs, 950 ns."""
     if not np.isfinite(v):
         return "n/a"
+    if v == 0:
+        return "0"
     a = abs(v)
     if a >= 1:
         return f"{v:.3g} s"
     if a >= 1e-3:
         return f"{v * 1e3:.3g} ms"
-    if a >= 1e-6 or a == 0:
+    if a >= 1e-6:
         return f"{v * 1e6:.3g} µs"
     return f"{v * 1e9:.3g} ns"
 
