@@ -142,3 +142,33 @@ def test_ratio_with_a_simulated_side_says_so():
     est, rat, _ = _summary(rows)
     r = rat.set_index(["num", "den"]).loc[(sr.REAL, sr.POST)]
     assert r["kind"] == es.MODEL and r["sides"] == "denominator simulated"
+
+
+def test_claims_name_their_evidence_and_never_call_a_model_range_ci():
+    """The three claims of the index: each says whether its number is replayed, measured or simulated
+    (and on which profile); a claim that quotes a simulation never says CI."""
+    prm = h.SummaryParams(vma_bytes="256MiB", populated_fractions="0.25")
+    empty = pd.DataFrame(columns=["experiment", "method"])
+    s1 = h.summarise(sr.SIGKILL, empty, prm, "6.18")
+    s2 = h.summarise(sr.MUNLOCK, empty, prm, "6.18")
+    s3 = h.summarise_oom(empty, prm, "6.18")
+    claims = h.claims(s1, s2, s3, prm.profile)
+    assert len(claims) == 3
+    for c in claims:
+        assert "simulated" in c.lower() or "replayed here" in c.lower() or "measured here" in c.lower()
+        assert "reference profile" in c and not re.search(r"\bCI\b", c)
+        assert "](00-summary.html#" in c
+
+
+def test_exit_claim_quotes_the_replay_against_this_kernel_at_one_point():
+    """With replayed and measured exits at the same point, claim 1 quotes that point, both medians, and
+    a bootstrap 95% CI naming the repeats on each side."""
+    stored = pd.DataFrame([
+        {"experiment": "prepatch-replay", "method": "replay", "setting": "free", "vma_bytes": 256 * MiB,
+         "target_populated_bytes": 64 * MiB, "replay_s": 0.15 + i / 1000, "modern_kill_to_reap_s": 0.014 + i / 10000,
+         "warmup": False, "repeat": i} for i in range(7)])
+    prm = h.SummaryParams(vma_bytes="256MiB", populated_fractions="0.25")
+    s1 = h.summarise(sr.SIGKILL, stored, prm, "6.18")
+    text = sentences.claim_exit(s1.estimates, s1.ratios, "reference", "00-summary.html", "sigkill")
+    assert "256 MiB VMA 25% populated" in text and "Replayed here" in text
+    assert "95% CI" in text and "n = 7 and 7" in text and "both sides measured" in text
