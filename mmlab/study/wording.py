@@ -139,7 +139,7 @@ def fmt_value(v: object, unit: str) -> str:
     if unit == "fraction":
         return fmt_pct(float(v))
     if isinstance(v, float):
-        return f"{v:,.0f}" if v == int(v) and abs(v) >= 1000 else f"{v:.3g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     return str(v)
 
 
