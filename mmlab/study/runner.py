@@ -238,11 +238,11 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     wall = time.monotonic() - t0
     executed = [(nb.stem, out_dir / nb.name if (out_dir / nb.name).exists() else None) for nb in notebooks]
     status = [(r.name, r.ok, r.error or "", r.wall_s) for r in results]
-    index = publish.build(out_dir, run_id, executed, status, made, report.environment(), parameters, show_code, wall,
-                          sources())
-    (out_dir / "run.json").write_text(json.dumps({
-        "run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "show_code": show_code,
-        "wall_s": wall, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str))
+    environment = report.environment()
+    index = publish.build(out_dir, run_id, executed, status, made, environment, parameters, show_code, wall, sources())
+    facts = json.dumps({"run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "show_code": show_code,
+                        "wall_s": wall, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str)
+    (out_dir / "run.json").write_text(publish.scrub(facts, publish.private_strings(environment, [out_dir])))
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"mmlab run: notebook {r.name} failed: {r.error}", file=sys.stderr)
