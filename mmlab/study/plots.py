@@ -32,7 +32,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     return g
 
 
-# --- the 2009-scenario experiments ---------------------------------------------------------------
+# --- the 2009-scenario experiments -------------------------------------------------------------------
 def _size_label(n: float) -> str:
     from mmlab.core.units import format_bytes
 
