@@ -3,7 +3,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 
-from mmlab.study import publish
+from mmlab.study import publish, reader_view, site_index
 from mmlab.study.wording import readable
 
 
@@ -12,14 +12,14 @@ def test_private_strings_are_replaced_longest_first():
     private = {"/srv/clone/data/runs": "data/runs", "/srv/clone": ".", "BOOT_IMAGE=/vmlinuz ro": "(not published)"}
     private = dict(sorted(private.items(), key=lambda kv: -len(kv[0])))
     text = "stored in /srv/clone/data/runs/r1 by /srv/clone/mmlab; cmdline BOOT_IMAGE=/vmlinuz ro"
-    assert publish.scrub(text, private) == "stored in data/runs/r1 by ./mmlab; cmdline (not published)"
+    assert reader_view.scrub(text, private) == "stored in data/runs/r1 by ./mmlab; cmdline (not published)"
 
 
 def test_public_environment_leaves_out_the_command_line_and_user():
     """The environment table a reader sees has sizes with units and no command line, uid or host name."""
     env = {"host_tag": "0a7c9c", "kernel_release": "6.18", "kernel_cmdline": "root=/dev/vda ro", "uid": 0,
            "mem_total_bytes": 24 << 30, "rlimit_memlock_soft_bytes": (1 << 64) - 1}
-    rows = dict(publish.public_environment(env))
+    rows = dict(site_index.public_environment(env))
     assert rows["mem total"] == "24 GiB" and rows["rlimit memlock soft"] == "unlimited"
     assert "root=/dev/vda ro" not in str(rows) and "uid" not in rows
 
@@ -33,7 +33,7 @@ def test_reader_view_drops_reprs_and_stderr_but_keeps_tables_and_prints():
                     nbformat.v4.new_output("stream", name="stdout", text="42 rows\n"),
                     nbformat.v4.new_output("display_data", {"text/html": "<table></table>", "text/plain": "df"})]
     nb.cells = [cell]
-    nb, _ = publish.ReaderView().preprocess(nb, {})
+    nb, _ = reader_view.ReaderView().preprocess(nb, {})
     kinds = [(o.output_type, o.get("name")) for o in nb.cells[0].outputs]
     assert kinds == [("stream", "stdout"), ("display_data", None)]
 
@@ -54,7 +54,7 @@ def test_contents_lists_the_sections_by_their_ids():
 def test_cited_documents_and_commits_are_linked():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("see `shared/MEASURING.md` and (kernel-history 1), fix (408e82b78bcc)")]
-    nb, _ = publish.CiteSources(["sources/MEASURING.md", "sources/kernel-history.md"]).preprocess(nb, {})
+    nb, _ = reader_view.CiteSources(["sources/MEASURING.md", "sources/kernel-history.md"]).preprocess(nb, {})
     text = nb.cells[0].source
     assert "[shared/MEASURING.md](sources/MEASURING.md)" in text and "[kernel-history](sources/kernel-history.md)" in text
     assert "(https://git.kernel.org/" in text and "id=408e82b78bcc" in text

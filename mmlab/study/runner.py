@@ -211,7 +211,7 @@ def sources() -> list[Path]:
 def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool = False,
          run_id: str | None = None) -> int:
     from mmlab.core.store import new_run_id
-    from mmlab.study import publish, report
+    from mmlab.study import publish, reader_view, report, site_index
 
     notebooks = discover(names)
     if not notebooks:
@@ -239,10 +239,12 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     executed = [(nb.stem, out_dir / nb.name if (out_dir / nb.name).exists() else None) for nb in notebooks]
     status = [(r.name, r.ok, r.error or "", r.wall_s) for r in results]
     environment = report.environment()
-    index = publish.build(out_dir, run_id, executed, status, made, environment, parameters, show_code, wall, sources())
+    site = publish.build(out_dir, executed, made, environment, show_code, sources())
+    index = site_index.write_index(out_dir, run_id, site.pages, status, environment, parameters, site.summary,
+                                   site.sources, wall, site.private)
     facts = json.dumps({"run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "show_code": show_code,
                         "wall_s": wall, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str)
-    (out_dir / "run.json").write_text(publish.scrub(facts, publish.private_strings(environment, [out_dir])))
+    (out_dir / "run.json").write_text(reader_view.scrub(facts, reader_view.private_strings(environment, [out_dir])))
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"mmlab run: notebook {r.name} failed: {r.error}", file=sys.stderr)
