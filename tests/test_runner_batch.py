@@ -134,3 +134,14 @@ def test_the_site_fetches_nothing_from_the_network(site):
     for page in site["dir"].glob("*.html"):
         text = page.read_text()
         assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text), page.name
+
+
+def test_show_code_publishes_the_code_open_for_authors(tmp_path):
+    """`mmlab run --show-code` opens every folded code cell of the pages."""
+    nb = notebook(tmp_path / "01-a.ipynb", "x = 1", "print('visible source')")
+    env = {**__import__("os").environ, "MMLAB_REPORTS_DIR": str(tmp_path / "reports"), "MMLAB_RUNS_DIR": str(tmp_path / "runs")}
+    r = subprocess.run([sys.executable, "-m", "mmlab", "run", str(nb), "--show-code"], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    html = (Path(r.stdout.strip().splitlines()[-1].removeprefix("HTML index: ")).parent / "01-a.html").read_text()
+    assert '<details class="mmlab-code" open' in html and '<details class="mmlab-code">' not in html
