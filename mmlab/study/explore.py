@@ -133,7 +133,7 @@ def sigkill_explorer(profile: str = "reference", vma_mib: int = 1024, populated_
                               description="machine profile"),
     }
     return explorer(draw_sigkill, controls, dict(vma_mib=vma_mib, populated_pct=populated_pct, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw it.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: float = 1.0,
@@ -164,7 +164,7 @@ def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: fl
     }
     return explorer(draw, controls, dict(vma_gib=vma_gib, populated_fraction=populated_fraction, writable=writable,
                                          mapping=mapping),
-                    note="*Default view above. With a live kernel, move a control to redraw it.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, fault_zero_us: float = 1.3,
@@ -236,7 +236,7 @@ def oom_explorer(profile: str = "reference", limit_mib: int = 256, bystanders: i
                               description="machine profile"),
     }
     return explorer(draw_oom, controls, dict(limit_mib=limit_mib, bystanders=bystanders, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw it.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 # --- stored real data, as filters ------------------------------------------------------------------------
