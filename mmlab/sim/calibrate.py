@@ -30,7 +30,7 @@ from mmlab.study.stats import bootstrap_ci
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim.address_space import State, Vma
 from mmlab.sim.eras import empty_pmds_walked
-from mmlab.sim.profile import Cost, Profile, host_path, reference
+from mmlab.sim.profile import MEMORY_FIELDS, Cost, Profile, host_path, reference
 
 N_BOOT = 200
 SMALL_FRACTION = 0.1  # munlock-partial rows used for the per-call and per-PMD fit: nothing or little populated
@@ -166,7 +166,8 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
 
     source = (f"fitted by mmlab calibrate from stored runs: {', '.join(fitted) or 'nothing (no usable real rows)'}; "
               f"other costs from prior profile {prior.name}")
-    return Profile(name, costs, ram_bytes=prior.ram_bytes, free_bytes=prior.free_bytes, source=source)
+    return Profile(name, costs, ram_bytes=prior.ram_bytes, free_bytes=prior.free_bytes, source=source,
+                   **{k: getattr(prior, k) for k in MEMORY_FIELDS})
 
 
 def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
