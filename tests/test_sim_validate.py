@@ -44,3 +44,38 @@ def test_wakabayashi_before_is_slower_than_after_by_an_order_of_magnitude():
     w = wakabayashi().set_index("patch")
     assert w.loc["before", "sim_post_kill_s"] > 10 * w.loc["after", "sim_post_kill_s"]
     assert w.loc["before", "exit_pages_faulted"] == w.loc["before", "unreached_pages"] > 0
+
+
+def test_wakabayashi_after_is_his_allow_null_patch_which_faults_nothing():
+    """His "after" time ran his own GUP_FLAGS_ALLOW_NULL munlock on a 2.6.31-rc tree: absent pages are
+    walked, never faulted, so the exit allocates nothing, as 2.6.32's follow_page loop."""
+    w = wakabayashi().set_index("patch")
+    assert "ALLOW_NULL" in w.loc["after", "kernel"] and w.loc["after", "exit_pages_faulted"] == 0
+    assert w.loc["merged", "exit_pages_faulted"] == 0 and pd.isna(w.loc["merged", "published_total_s"])
+
+
+def test_sensitivity_free_memory_and_swap_speed_decide_the_2009_answer():
+    """Across their plausible ranges free memory (+ clean cache) and swap speed each move the re-derived
+    total by more than a quarter of the published 18.8 s; the exit's fault cost does not."""
+    from mmlab.sim.validate import deciding_knobs, wakabayashi_sensitivity
+
+    sens = wakabayashi_sensitivity()
+    assert (sens.groupby("knob")["stated"].sum() == 1).all()  # each knob's range holds the stated value once
+    d = deciding_knobs(sens).set_index("knob")
+    assert d.loc["free_and_cache_MiB", "decides"] and d.loc["swap_MB_s", "decides"]
+    assert not d.loc["fault_zero_us", "decides"]
+    # less memory free at the start leaves more pages to swap in the exit: slower
+    free = sens[sens.knob == "free_and_cache_MiB"].sort_values("value")
+    assert free.sim_total_s.is_monotonic_decreasing
+
+
+def test_sensitivity_swap_too_small_for_the_exit_gives_no_time():
+    """With 512 MiB of swap the pre-patch exit cannot fault in the ~830 MiB mlock never reached: the
+    row's outcome is not `exited` and its time is null, while the patched exit still finishes."""
+    from mmlab.sim.validate import wakabayashi_sensitivity
+
+    sens = wakabayashi_sensitivity(ranges={k: [] for k in ("free_and_cache_MiB", "swap_MB_s", "other_anon_MiB",
+                                                            "fault_zero_us", "populate_mlock_us", "reclaim_us")}
+                                   | {"swap_MiB": [512]})
+    r = sens.iloc[0]
+    assert r.outcome != "exited" and pd.isna(r.sim_total_s) and r.after_outcome == "exited"

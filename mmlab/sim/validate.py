@@ -7,6 +7,7 @@ at the same parameters (with the profile's interval), ratio = sim/real, and its 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -17,7 +18,7 @@ from mmlab.study.stats import bootstrap_ci
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import munlock_partial, sigkill
 from mmlab.sim.address_space import State, Vma
-from mmlab.sim.eras import LATEST, era_for, exit_mmap
+from mmlab.sim.eras import LATEST, Era, Work, era_for, exit_mmap
 from mmlab.sim.profile import Profile, desktop_2009
 
 TARGET = (0.75, 1.33)
@@ -162,23 +163,135 @@ def all_ratios(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+@dataclasses.dataclass(frozen=True)
+class GupAllowNullMunlock:
+    """Wakabayashi's patch as he ran it (kernel-history 1, W1), on a 2.6.31-rc tree: munlock calls
+    __get_user_pages with the new GUP_FLAGS_ALLOW_NULL and no longer with GUP_FLAGS_WRITE, so an address
+    follow_page finds empty is left NULL (a page-table walk, no fault) and __mlock_vma_pages_range skips
+    it; present pages are munlocked as before, in batches of 16. Not what was merged: 2.6.32 has Hugh
+    Dickins' follow_page loop (408e82b78bcc), which does the same work per address."""
+
+    def __call__(self, vma: Vma, munlock_factor: float, room_pages: int | None = None) -> Work:
+        w = Work()
+        locked = vma.count(State.LOCKED)
+        w.counts["munlock_present_ns"] += (locked + vma.count(State.PRESENT)) * munlock_factor
+        w.munlocked += locked
+        w.counts["walk_absent_ns"] += vma.absent
+        return w
+
+
+def wakabayashi_patched_era() -> Era:
+    """The kernel of Wakabayashi's "after" time: 2.6.31-rc with his GUP_FLAGS_ALLOW_NULL munlock."""
+    base = era_for("2.6.31")
+    return dataclasses.replace(base, name="2.6.31-rc+ALLOW_NULL",
+                               title="2.6.31-rc with Wakabayashi's GUP_FLAGS_ALLOW_NULL munlock (his 'after' run)",
+                               munlock=GupAllowNullMunlock(), exit_munlock=GupAllowNullMunlock())
+
+
+def _wakabayashi_row(era: Era, profile: Profile, free_bytes: int | None) -> dict:
+    r = sigkill.run(era, profile, _pages(WAKABAYASHI["vma_bytes"]), None, WAKABAYASHI["kill_after_s"],
+                    free_pages=None if free_bytes is None else free_bytes // PAGE_BYTES)
+    t = WAKABAYASHI["kill_after_s"]
+    return {"outcome": r["outcome"], "populated_bytes": r["populated_bytes"], "unreached_pages": r["unreached_pages"],
+            "exit_pages_faulted": r["exit_pages_faulted"], "exit_pages_swapped_out": r["exit_pages_swapped_out"],
+            "sim_post_kill_s": r["exit_s"], "sim_post_kill_s_lo": r["exit_s_lo"], "sim_post_kill_s_hi": r["exit_s_hi"],
+            "sim_total_s": t + r["exit_s"], "sim_total_s_lo": t + r["exit_s_lo"], "sim_total_s_hi": t + r["exit_s_hi"]}
+
+
 def wakabayashi(profile: Profile | None = None, free_bytes: int | None = None) -> pd.DataFrame:
-    """Wakabayashi's test simulated before (2.6.31) and after (2.6.32) the patch, beside his published times.
-    Total = the 2 s before the kill + kill-to-reap (his `time` covered the whole run.sh)."""
+    """Wakabayashi's test simulated beside his published times: before his patch (2.6.31-rc: the 2.6.31
+    write-GUP munlock), after it (his GUP_FLAGS_ALLOW_NULL munlock on the same tree: what his "after" time
+    measured), and 2.6.32's follow_page munlock (what was merged, never timed by him). Total = the 2 s
+    before the kill + kill-to-reap (his `time` covered the whole run.sh). A run that would have run out
+    of memory has an `outcome` other than `exited` and no time."""
     profile = profile or desktop_2009()
-    free = (profile.free_bytes if free_bytes is None else free_bytes) // PAGE_BYTES
+    t = WAKABAYASHI["kill_after_s"]
+    runs = (("before", "2.6.31-rc (write-GUP munlock)", era_for(WAKABAYASHI["before"]["kernel"]), WAKABAYASHI["before"]),
+            ("after", "2.6.31-rc + his GUP_FLAGS_ALLOW_NULL patch", wakabayashi_patched_era(), WAKABAYASHI["after"]),
+            ("merged", "2.6.32 (follow_page, 408e82b78bcc)", era_for("2.6.32"), None))
     rows = []
-    for when in ("before", "after"):
-        pub = WAKABAYASHI[when]
-        r = sigkill.run(era_for(pub["kernel"]), profile, _pages(WAKABAYASHI["vma_bytes"]), None,
-                        WAKABAYASHI["kill_after_s"], free_pages=free)
-        t = WAKABAYASHI["kill_after_s"]
-        rows.append({"patch": when, "kernel": pub["kernel"], "profile": profile.name, "free_bytes": free * PAGE_BYTES,
-                     "populated_bytes": r["populated_bytes"], "unreached_pages": r["unreached_pages"],
-                     "exit_pages_faulted": r["exit_pages_faulted"],
-                     "published_total_s": pub["total_s"], "published_post_kill_s": pub["total_s"] - t,
-                     "sim_post_kill_s": r["exit_s"], "sim_post_kill_s_lo": r["exit_s_lo"], "sim_post_kill_s_hi": r["exit_s_hi"],
-                     "sim_total_s": t + r["exit_s"], "sim_total_s_lo": t + r["exit_s_lo"], "sim_total_s_hi": t + r["exit_s_hi"],
-                     "ratio_total": (t + r["exit_s"]) / pub["total_s"],
-                     "ratio_post_kill": r["exit_s"] / (pub["total_s"] - t)})
+    for when, kernel, era, pub in runs:
+        r = _wakabayashi_row(era, profile, free_bytes)
+        published = pub["total_s"] if pub else math.nan
+        rows.append({"patch": when, "kernel": kernel, "era": era.name, "profile": profile.name,
+                     "free_bytes": profile.free_bytes if free_bytes is None else free_bytes, **r,
+                     "published_total_s": published, "published_post_kill_s": published - t,
+                     "ratio_total": r["sim_total_s"] / published,
+                     "ratio_post_kill": r["sim_post_kill_s"] / (published - t)})
     return pd.DataFrame(rows)
+
+
+def _mb_s_to_ns(mb_s: float) -> float:
+    return PAGE_BYTES / (mb_s * 1e6) * 1e9
+
+
+_MIB = 1 << 20
+# The 2009 facts his mail does not give, each with the range a 2 GiB desktop of the time plausibly had
+# (the desktop_2009 value is the default). Each knob maps a value to a profile.
+KNOBS: dict[str, tuple[str, tuple[float, ...], Callable[[Profile, float], Profile]]] = {
+    "free_and_cache_MiB": ("free memory + clean page cache when run.sh starts (MiB; a quarter free)",
+                           (256, 512, 768, 1024, 1280, 1536),
+                           lambda p, v: dataclasses.replace(p, free_bytes=int(v * _MIB) // 4,
+                                                            page_cache_bytes=int(v * _MIB) - int(v * _MIB) // 4)),
+    "swap_MB_s": ("effective swap-out speed (MB/s; 7200 rpm disk, seeky to sequential)",
+                  (20, 35, 50, 75, 100), lambda p, v: p.replace(swap_out_ns=_mb_s_to_ns(v))),
+    "swap_MiB": ("swap size (MiB)", (512, 768, 1024, 2048, 4096),
+                 lambda p, v: dataclasses.replace(p, swap_bytes=int(v * _MIB))),
+    "other_anon_MiB": ("other tasks' anonymous memory (MiB; swappable, killable)", (256, 640, 1024),
+                       lambda p, v: dataclasses.replace(p, other_anon_bytes=int(v * _MIB))),
+    "fault_zero_us": ("allocate + zero one page at exit (us)", (0.9, 1.3, 2.0),
+                      lambda p, v: p.replace(fault_zero_ns=v * 1e3)),
+    "populate_mlock_us": ("mlock populating one page (us)", (1.0, 1.5, 2.5),
+                          lambda p, v: p.replace(populate_mlock_ns=v * 1e3)),
+    "reclaim_us": ("dropping one clean page-cache page (us)", (0.7, 1.5, 5.0),
+                   lambda p, v: p.replace(reclaim_ns=v * 1e3)),
+}
+
+
+def wakabayashi_sensitivity(base: Profile | None = None, knobs: dict | None = None,
+                            ranges: dict[str, Sequence[float]] | None = None) -> pd.DataFrame:
+    """The re-derived 18.8 s across the plausible range of each unknown 2009 fact, one knob at a time with
+    the others at their desktop_2009 value: one row per knob and value, before and after the patch, with
+    the outcome (a run out of memory has no time). `ranges` replaces a knob's values."""
+    base = base or desktop_2009()
+    knobs = knobs or KNOBS
+    rows = []
+    for knob, (meaning, values, apply) in knobs.items():
+        for v in (ranges or {}).get(knob, values):
+            prof = apply(base, v)
+            w = wakabayashi(prof).set_index("patch")
+            b, a = w.loc["before"], w.loc["after"]
+            rows.append({"knob": knob, "meaning": meaning, "value": v, "stated": _is_stated(base, knob, v),
+                         "outcome": b["outcome"], "sim_total_s": b["sim_total_s"],
+                         "ratio_to_published": b["ratio_total"], "after_outcome": a["outcome"],
+                         "sim_after_total_s": a["sim_total_s"], "after_ratio_to_published": a["ratio_total"]})
+    return pd.DataFrame(rows)
+
+
+def _is_stated(base: Profile, knob: str, v: float) -> bool:
+    """Whether `v` is desktop_2009's own value of the knob."""
+    stated = {"free_and_cache_MiB": (base.free_bytes + base.page_cache_bytes) / _MIB,
+              "swap_MB_s": PAGE_BYTES / (base["swap_out_ns"] * 1e-9) / 1e6, "swap_MiB": base.swap_bytes / _MIB,
+              "other_anon_MiB": base.other_anon_bytes / _MIB, "fault_zero_us": base["fault_zero_ns"] / 1e3,
+              "populate_mlock_us": base["populate_mlock_ns"] / 1e3, "reclaim_us": base["reclaim_ns"] / 1e3}
+    return knob in stated and math.isclose(stated[knob], v, rel_tol=0.02)
+
+
+DECIDES = 0.25  # a knob decides the answer when its range moves the total by a quarter of the published time
+
+
+def deciding_knobs(sens: pd.DataFrame) -> pd.DataFrame:
+    """Per knob: the range of the simulated total over the knob's range, the outcomes seen, and whether
+    the knob decides the answer (moves it by >= DECIDES x the published 18.8 s, or changes the outcome)."""
+    pub = WAKABAYASHI["before"]["total_s"]
+    out = []
+    for knob, g in sens.groupby("knob", sort=False):
+        t = g["sim_total_s"].dropna()
+        outcomes = sorted(set(g["outcome"]))
+        spread = (t.max() - t.min()) / pub if len(t) else math.nan
+        out.append({"knob": knob, "meaning": g["meaning"].iloc[0],
+                    "values": f"{g['value'].min():g}-{g['value'].max():g}",
+                    "sim_total_min_s": t.min() if len(t) else math.nan, "sim_total_max_s": t.max() if len(t) else math.nan,
+                    "spread_of_published": spread, "outcomes": ", ".join(outcomes),
+                    "decides": bool(len(outcomes) > 1 or (spread >= DECIDES))})
+    return pd.DataFrame(out)
