@@ -79,3 +79,25 @@ def test_sensitivity_swap_too_small_for_the_exit_gives_no_time():
                                    | {"swap_MiB": [512]})
     r = sens.iloc[0]
     assert r.outcome != "exited" and pd.isna(r.sim_total_s) and r.after_outcome == "exited"
+
+
+def test_point_below_the_harness_floor_is_kept_with_its_floor():
+    """A munlock() timed at 3x the harness's zero-length munlock() is not resolved: it stays in the table
+    with that floor and status `below resolution`, never dropped, and never counted as within."""
+    from mmlab.sim.validate import latest_munlock_partial
+
+    rows = [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": pop,
+             "target_populated_fraction": pop / (64 << 20), "variant": "onfault", "munlock_s": t,
+             "munlock_null_s": 2e-6, "repeat": i}
+            for pop, t in ((0, 6e-6), (32 << 20, 2e-3)) for i in range(3)]
+    t = latest_munlock_partial(pd.DataFrame(rows), reference()).set_index("populated_bytes")
+    assert t.loc[0, "status"] == "below resolution" and t.loc[0, "floor_s"] == 2e-6 and not t.loc[0, "within"]
+    assert t.loc[32 << 20, "resolved"]
+
+
+def test_replay_is_priced_at_this_kernels_munlock():
+    """The replay munlocks with this kernel's munlock(), so the simulated part it is compared with carries
+    no era factor: exactly the present pages x munlock_present_ns."""
+    prof = reference()
+    r = pd.Series({"vma_bytes": 64 << 20, "populated_bytes": 16 << 20, "setting": "free"})
+    assert abs(replay_parts_simulated(r, prof)["munlock_s"] - 4096 * prof["munlock_present_ns"] * 1e-9) < 1e-12
