@@ -108,3 +108,17 @@ def test_oom_model_matches_the_measured_cgroup():
                           "bystander_bytes": 32 * MiB, "lock_bytes": 1 << 30}])
     v = h.oom_sim_values(rows, {})
     assert (v["ram_bytes"], v["bystanders"], v["free_bytes"], v["vma_bytes"]) == (256 * MiB, 2, 192 * MiB, 1 << 30)
+
+
+def test_a_pre_patch_exit_that_runs_out_of_memory_shows_its_outcome_not_a_time():
+    """A simulated 2.6.31 point that ran the machine out of memory (time null, outcome panic) is shown as
+    that outcome in the table and the sentence, and no before/after ratio is computed from it."""
+    gone = dict(_model("2.6.31", float("nan"), float("nan"), float("nan"), vma=64 << 30), outcome="panic")
+    rows = [gone, dict(_model("2.6.32", 0.9, 0.3, 4.5, vma=64 << 30), outcome="exited"),
+            *_real([0.03, 0.031, 0.032], vma=64 << 30)]
+    est, rat, text = _summary(rows)
+    labels = h.series_labels("2.6.31", "2.6.32", "6.18")
+    tab = h.table(est, rat, labels).iloc[0]
+    assert "panic" in tab[labels[h.PRE]] and "panic" in tab["before/after the patch (simulated)"]
+    assert rat[(rat.num == h.PRE)].empty
+    assert "no time" in text and "panic" in text

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core import params as p
+from mmlab.sim import memory
 from mmlab.study import stats
 from mmlab.core.units import PAGE_BYTES, format_bytes
 
@@ -183,14 +184,31 @@ POINT = ["vma_bytes", "point_bytes"]
 def estimates(rows: pd.DataFrame, scen: Scenario) -> pd.DataFrame:
     """One row per point (vma_bytes, point_bytes) and series: n, median and 95% interval of the time."""
     data = prepared(rows, scen)
-    cols = [*POINT, "populated_fraction", "series", "n", "median_s", "lo_s", "hi_s", "estimate"]
+    cols = [*POINT, "populated_fraction", "series", "n", "median_s", "lo_s", "hi_s", "estimate", "outcome"]
     out = []
     for (vma, point, series), g in data.groupby([*POINT, "series"], sort=True):
         e = stats.estimate(g, "value_s")
-        if e.n:
+        outcome = model_outcome(g)
+        if e.n or outcome:
             out.append({"vma_bytes": int(vma), "point_bytes": int(point), "populated_fraction": point / vma,
-                        "series": series, "n": e.n, "median_s": e.value, "lo_s": e.lo, "hi_s": e.hi, "estimate": e})
+                        "series": series, "n": e.n, "median_s": e.value, "lo_s": e.lo, "hi_s": e.hi, "estimate": e,
+                        "outcome": outcome})
     return pd.DataFrame(out, columns=cols)
+
+
+def model_outcome(g: pd.DataFrame) -> str:
+    """What a simulated point's rows say happened instead of finishing (e.g. `panic`: the machine ran out
+    of memory), or "" when it finished and has a time. Measured rows never carry a model outcome."""
+    if "outcome" not in g or "method" not in g:
+        return ""
+    sim = g[g["method"] == "simulated"]["outcome"].dropna().astype(str)
+    unfinished = [o for o in sim if o not in memory.FINISHED]
+    return unfinished[0] if unfinished and len(unfinished) == len(sim) else ""
+
+
+def _timed(est: pd.DataFrame) -> pd.DataFrame:
+    """Estimates that have a time (not an outcome the model gives instead)."""
+    return est[est["outcome"].fillna("").eq("")] if "outcome" in est else est
 
 
 RATIOS = ((PRE, POST, "before/after the patch (simulated)"),
@@ -202,7 +220,7 @@ def ratios(est: pd.DataFrame, pairs: Sequence[tuple[str, str, str]] = RATIOS) ->
     """Per point and pair of series: the ratio of their times with its 95% interval and significance."""
     cols = [*POINT, "populated_fraction", "num", "den", "what", "ratio", "lo", "hi", "significant"]
     out = []
-    for (vma, point), g in est.groupby(POINT, sort=True):
+    for (vma, point), g in _timed(est).groupby(POINT, sort=True):
         by = {s: e for s, e in zip(g["series"], g["estimate"])}
         for num, den, what in pairs:
             if num in by and den in by:
@@ -251,10 +269,17 @@ def table(est: pd.DataFrame, rat: pd.DataFrame, labels: dict[str, str]) -> pd.Da
             if hit.empty:
                 continue
             e = hit.iloc[0]
+            if e.get("outcome"):
+                row[labels[s]] = f"no time: {memory.label(e['outcome'])}"
+                continue
             ci = fmt_interval(e["lo_s"], e["hi_s"], fmt_s)
             row[labels[s]] = f"{fmt_s(e['median_s'])} ({ci}, n={e['n']})" if e["n"] > 1 else f"{fmt_s(e['median_s'])} ({ci})"
         for _, r in rat[(rat["vma_bytes"] == vma) & (rat["point_bytes"] == point)].iterrows():
             row[r["what"]] = f"{fmt_x(r['ratio'])} ({fmt_interval(r['lo'], r['hi'], fmt_x)}){' *' if r['significant'] else ''}"
+        gone = {s: o for s, o in zip(g["series"], g["outcome"].fillna("")) if o}
+        for num, den, what in RATIOS:
+            if what not in row and (num in gone or den in gone):
+                row[what] = f"none ({memory.label(gone.get(num) or gone[den])})"
         rows.append(row)
     cols = ["VMA", "populated", *[labels[s] for s in SERIES_ORDER], *[w for _, _, w in RATIOS]]
     out = pd.DataFrame(rows)
@@ -265,7 +290,7 @@ def quoted_point(est: pd.DataFrame, fraction: float, needs: Sequence[str]) -> tu
     """The point a sentence quotes: among points where all `needs` series exist, the one nearest
     `fraction` populated (then the one with most series, then the largest VMA)."""
     best, key = None, None
-    for (vma, point), g in est.groupby(POINT, sort=True):
+    for (vma, point), g in _timed(est).groupby(POINT, sort=True):
         have = set(g["series"])
         if not set(needs) <= have:
             continue
@@ -297,6 +322,11 @@ def sentence(scen: Scenario, est: pd.DataFrame, rat: pd.DataFrame, labels: dict[
                      f"(simulated {kernels[0]}: {fmt_s(e_all.loc[(*pt, PRE), 'median_s'])}, "
                      f"{kernels[1]}: {fmt_s(e_all.loc[(*pt, POST), 'median_s'])}; "
                      f"CI {fmt_interval(r['lo'], r['hi'], fmt_x)}).")
+    gone = est[est["outcome"].fillna("").ne("") & (est["series"] == PRE)] if "outcome" in est else est.iloc[0:0]
+    if not gone.empty:
+        g0 = gone.sort_values(["vma_bytes", "point_bytes"]).iloc[-1]
+        parts.append(f"With a {where((int(g0['vma_bytes']), int(g0['point_bytes'])))}, the simulated {kernels[0]} exit "
+                     f"has no time: it needs more memory than the machine profile has ({memory.label(g0['outcome'])}).")
     real_pt = pt if pt is not None and (*pt, REAL) in e_all.index else quoted_point(est, fraction, (REAL,))
     if real_pt is not None:
         e = e_all.loc[(*real_pt, REAL)]
@@ -507,6 +537,13 @@ def figure(data: pd.DataFrame, est: pd.DataFrame, scen: Scenario, labels: dict[s
             if measured:
                 pts = data[(data["series"] == s) & (data["vma_bytes"] == vma)]
                 ax.scatter(pts["point_bytes"] / (1 << 20), pts["value_s"], color=COLORS[s], s=12, alpha=0.6, zorder=3)
+            gone = e[e["outcome"].fillna("").ne("")] if "outcome" in e else e.iloc[0:0]
+            for _, r in gone.iterrows():  # no time to draw: mark the point at the top and say what happened
+                xg = r["point_bytes"] / (1 << 20)
+                ax.scatter([xg], [0.96], marker="X", s=50, color=COLORS[s], transform=ax.get_xaxis_transform(), zorder=4,
+                           clip_on=False)
+                ax.annotate(memory.label(r["outcome"]), (xg, 0.93), xycoords=ax.get_xaxis_transform(), fontsize=7,
+                            color=COLORS[s], ha="center", va="top")
         ax.set_yscale("log")
         if (est["point_bytes"] == 0).any():
             ax.set_xscale("symlog", linthresh=1)
