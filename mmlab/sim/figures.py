@@ -30,6 +30,7 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     for era, g in d.groupby("era"):
         g = g.sort_values("_x")
         ax.fill_between(g["_x"], g["exit_s_lo"], g["exit_s_hi"], alpha=0.2, color=palette[era])
+    _mark_outcomes(ax, d, "_x", palette)
     if log_x:
         ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -38,6 +39,22 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     return fig
+
+
+def _mark_outcomes(ax, d: pd.DataFrame, x: str, palette: dict) -> None:
+    """Points with no time (the machine ran out of memory) as crosses along the top, with what happened."""
+    from mmlab.sim.memory import FINISHED, label
+
+    if "outcome" not in d:
+        return
+    gone = d[~d["outcome"].isin(FINISHED)]
+    for i, (era, g) in enumerate(gone.groupby("era", sort=False)):
+        y = 0.97 - 0.07 * i
+        ax.scatter(g[x], [y] * len(g), marker="X", s=45, color=palette.get(era, "k"), transform=ax.get_xaxis_transform(),
+                   clip_on=False, zorder=4)
+        first = g.sort_values(x).iloc[0]
+        ax.annotate(f"{era}: {label(first['outcome'])}", (first[x], y - 0.035), xycoords=ax.get_xaxis_transform(),
+                    fontsize=7, color=palette.get(era, "k"), ha="right", va="top")
 
 
 def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
@@ -69,12 +86,19 @@ def exit_by_era(df: pd.DataFrame, title: str):
     """Bar per era of simulated kill-to-reap seconds with the profile's interval (the explorer's figure)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    from mmlab.sim.memory import label
+
     d = df.set_index("era").reindex([e for e in ERA_ORDER if e in set(df.era)])
     err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
-    ax.bar(d.index, d.exit_s, yerr=err, capsize=4, color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
+    ax.bar(d.index, d.exit_s.fillna(0), yerr=np.nan_to_num(err), capsize=4,
+           color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
     for i, (era, r) in enumerate(d.iterrows()):
-        ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
-                    va="bottom", fontsize=8)
+        if np.isfinite(r.exit_s):
+            ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
+                        va="bottom", fontsize=8)
+        else:  # no bar: the exit never finished on this machine's memory
+            ax.annotate(f"no time:\n{label(r.outcome)}\n{r.exit_bytes_short / (1 << 30):.1f} GiB short", (i, 0.5),
+                        xycoords=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8, color="#b42318")
     ax.set_yscale("log")
     ax.set_ylabel("simulated kill_to_reap_s (s, log)")
     ax.set_title(title, fontsize=10)

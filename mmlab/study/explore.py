@@ -66,22 +66,39 @@ def sigkill_curve(vma_bytes: int, kernel: str, profile: str = "reference", steps
 
 def draw_sigkill(vma_mib: int = 1024, populated_pct: int = 25, kernel: str = "2.6.31", profile: str = "reference"):
     """Exit time after SIGKILL during mlock against the populated share, for the chosen kernel (bold)
-    and the other modelled kernels (faint), the chosen point marked."""
+    and the other modelled kernels (faint), the chosen point marked; where an exit runs the machine out
+    of memory there is no time: a cross along the top, and the chosen point says what happened."""
     import matplotlib.pyplot as plt
+
+    from mmlab import sim
+    from mmlab.sim import memory
 
     vma = int(vma_mib) << 20
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for k in KERNELS:
         d = sigkill_curve(vma, k, profile)
         main = k == kernel
-        ax.plot(d["populated_fraction"] * 100, d["kill_to_reap_s"], lw=2.2 if main else 1, alpha=1 if main else 0.45,
-                label=f"simulated {k}")
+        line, = ax.plot(d["populated_fraction"] * 100, d["kill_to_reap_s"], lw=2.2 if main else 1,
+                        alpha=1 if main else 0.45, label=f"simulated {k}")
+        gone = d[~d["outcome"].isin(memory.FINISHED)]
+        if len(gone):  # no time where the machine ran out of memory: crosses along the top, one row per kernel
+            ax.scatter(gone["populated_fraction"] * 100, [0.98 - 0.04 * KERNELS.index(k)] * len(gone), marker="X",
+                       s=30 if main else 15, alpha=1 if main else 0.45, color=line.get_color(),
+                       transform=ax.get_xaxis_transform(), clip_on=False)
         if main:
             ax.fill_between(d["populated_fraction"] * 100, d["kill_to_reap_s_lo"], d["kill_to_reap_s_hi"], alpha=0.2)
-            y = float(np.interp(populated_pct / 100, d["populated_fraction"], d["kill_to_reap_s"]))
-            ax.plot([populated_pct], [y], "ko")
-            ax.annotate(f"{y:.3g} s", (populated_pct, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            at = sim.SCENARIOS["sigkill-during-mlock"].run({"kernel": kernel, "profile": profile, "vma_bytes": vma,
+                                                            "populated_bytes": int(vma * populated_pct / 100) // 4096 * 4096}).iloc[0]
+            if at["outcome"] in memory.FINISHED:
+                y = float(at["kill_to_reap_s"])
+                ax.plot([populated_pct], [y], "ko")
+                ax.annotate(f"{y:.3g} s", (populated_pct, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            else:
+                ax.annotate(f"{kernel} at {populated_pct}%: no time, {memory.label(at['outcome'])}",
+                            (populated_pct, 0.8), xycoords=ax.get_xaxis_transform(), fontsize=8, color="#b42318",
+                            ha="center", va="top")
     ax.set_yscale("log")
+    ax.set_xlim(-2, 102)
     ax.set_xlabel("populated when SIGKILL arrives (% of VMA)")
     ax.set_ylabel("kill to reap (s, log)")
     ax.set_title(f"SIGKILL during mlock(), {format_bytes(vma)} VMA (model; band: its interval)", fontsize=10)
