@@ -105,7 +105,7 @@ def exit_by_era(df: pd.DataFrame, title: str):
     return fig
 
 
-def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
+def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.9, 1.1)):
     """sim/real ratio per sweep point with its interval; the target band shaded."""
     plt = _plt()
     comps = list(dict.fromkeys(table.comparison))

@@ -88,6 +88,16 @@ def oom_side_by_side(p: BeforeAfterParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows, tls
 
 
+def exit_table(rows: pd.DataFrame, index: str) -> pd.DataFrame:
+    """Exit per era at each `index` value: the time, or what the kernel did where there is none (the
+    machine ran out of memory), with the pages the exit faulted in."""
+    from mmlab.sim.memory import label
+
+    cell = [f"{s:.4g} s, {int(n)} pages faulted" if o == "exited" else f"no time: {label(o)}"
+            for s, n, o in zip(rows["exit_s"], rows["exit_pages_faulted"], rows["outcome"])]
+    return rows.assign(exit=cell).pivot_table(index=index, columns="era", values="exit", aggfunc="first", sort=False)
+
+
 def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per kernel: outcome, when, which bystanders were killed."""
     def one(g: pd.DataFrame) -> pd.Series:
@@ -121,3 +131,19 @@ def wakabayashi_sensitivity(p: ValidationParams) -> pd.DataFrame:
 
     return sensitivity(ranges={"free_and_cache_MiB": [b / (1 << 20) for b in p.desktop_free_bytes],
                                "swap_MB_s": list(p.desktop_swap_mb_s)})
+
+
+def wakabayashi_grid(p: ValidationParams) -> pd.DataFrame:
+    """The pre-patch total of Wakabayashi's test for every pair of free memory (+ clean cache) and swap
+    speed values together (the two knobs that decide it), the other facts at their stated values."""
+    from mmlab.sim.profile import desktop_2009
+    from mmlab.sim.validate import KNOBS, wakabayashi
+
+    rows = []
+    for mb_s in p.desktop_swap_mb_s:
+        for free in p.desktop_free_bytes:
+            prof = KNOBS["swap_MB_s"][2](KNOBS["free_and_cache_MiB"][2](desktop_2009(), free / (1 << 20)), mb_s)
+            b = wakabayashi(prof).set_index("patch").loc["before"]
+            rows.append({"swap_MB_s": mb_s, "free_and_cache_MiB": free >> 20,
+                         "sim_total_s": b["sim_total_s"] if b["outcome"] == "exited" else float("nan")})
+    return pd.DataFrame(rows).pivot(index="swap_MB_s", columns="free_and_cache_MiB", values="sim_total_s")
