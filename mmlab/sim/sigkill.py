@@ -98,6 +98,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     munlock, unmap = exit_mmap(era, vma, None if room_pages is None else max(0, room_pages))
     # the pass munlocks the populated prefix first, so its pages, the new ones and other tasks' can go to swap
     got = memory.take(supply.left, munlock.allocated)
+    if getattr(munlock, "never_ends", False) and outcome == memory.EXITED:
+        outcome = memory.HUNG  # the era's exit-time fault never completes: GUP retries it forever
     if got.short and outcome == memory.EXITED:
         outcome = memory.exit_outcome(got.short, mem.other_anon, memory.when_short(era))
         if outcome == memory.EXITED:  # chosen itself, its TIF_MEMDIE allocation failed: the pass gave up the VMA
