@@ -6,6 +6,7 @@ import dataclasses
 import pandas as pd
 
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
 from mmlab.sim.eras import era_for
 from mmlab.sim.oom import OomParams, timeline
@@ -75,7 +76,7 @@ def exit_vs_fraction(p: BeforeAfterParams) -> pd.DataFrame:
     for k in p.kernel_list:
         for f in p.populated_fractions:
             df = s.run({"kernel": k, "profile": p.profile, "vma_bytes": p.fraction_vma_bytes,
-                        "populated_bytes": int(p.fraction_vma_bytes * f) // 4096 * 4096})
+                        "populated_bytes": int(p.fraction_vma_bytes * f) // PAGE_BYTES * PAGE_BYTES})
             rows.append(df.assign(populated_fraction=f))
     return pd.concat(rows, ignore_index=True)
 
@@ -117,8 +118,8 @@ class ValidationParams(Params):
                                       "2009 desktop: free memory + clean page cache values for the sensitivity table")
     desktop_swap_mb_s: tuple = reals([20, 35, 50, 75, 100], "2009 desktop: effective swap-out MB/s values for the sensitivity table",
                                      lo=1, hi=10000)
-    target_lo: float = real(0.75, "lower end of the sim/real target", lo=0, hi=1)
-    target_hi: float = real(1.33, "upper end of the sim/real target", lo=1, hi=100)
+    target_lo: float = real(0.9, "lower end of the sim/real target", lo=0, hi=1)
+    target_hi: float = real(1.1, "upper end of the sim/real target", lo=1, hi=100)
 
     def check(self) -> None:
         _check_profile(self.profile)
