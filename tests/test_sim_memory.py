@@ -103,3 +103,14 @@ def test_swap_is_never_used_for_mlocked_pages():
     assert memory.lockable(mem) == 180
     s = memory.populate(mem, 200)
     assert (s.from_free, s.from_cache, s.swapped_out, s.short) == (100, 50, 30, 20)
+
+
+def test_host_memory_counts_only_clean_file_pages_as_page_cache():
+    """From /proc/meminfo: dirty file pages are not cheap to reclaim and anonymous pages are not page cache."""
+    from mmlab.sim.profile import memory_from_meminfo
+
+    mi = {"MemTotal": 8 * GIB, "MemFree": 5 * GIB, "Active(file)": GIB, "Inactive(file)": GIB, "Dirty": 256 << 20,
+          "AnonPages": 512 << 20, "SwapFree": 0}
+    m = memory_from_meminfo(mi, 64 << 20)
+    assert m["page_cache_bytes"] == 2 * GIB - (256 << 20) and m["other_anon_bytes"] == 512 << 20
+    assert m["swap_bytes"] == 0 and m["free_bytes"] == 5 * GIB

@@ -86,7 +86,7 @@ def exit_by_era(df: pd.DataFrame, title: str):
     err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
     ax.bar(d.index, d.exit_s.fillna(0), yerr=np.nan_to_num(err), capsize=4,
            color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
-    for i, (era, r) in enumerate(d.iterrows()):
+    for i, (_era, r) in enumerate(d.iterrows()):
         if np.isfinite(r.exit_s):
             ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
                         va="bottom", fontsize=8)

@@ -64,7 +64,7 @@ class Memory:
     swap: int  # free swap slots
 
     @classmethod
-    def of(cls, profile, free_bytes: int | None = None) -> "Memory":
+    def of(cls, profile, free_bytes: int | None = None) -> Memory:
         """A profile's memory; `free_bytes` overrides its free memory (a scenario's parameter)."""
         free = profile.free_bytes if free_bytes is None else free_bytes
         return cls(free=max(0, (free - profile.min_free_bytes) // PAGE_BYTES),

@@ -149,6 +149,18 @@ class Profile:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def memory_from_meminfo(mem: Mapping[str, int], min_free_bytes: int = 0) -> dict:
+    """A machine's memory as the profile states it, from /proc/meminfo values in bytes (procfs.meminfo):
+    free = MemFree, clean page cache = Active(file) + Inactive(file) less Dirty, other tasks' anonymous
+    memory = AnonPages, swap = SwapFree."""
+    cache = mem.get("Active(file)", 0) + mem.get("Inactive(file)", 0) - mem.get("Dirty", 0)
+    return {"ram_bytes": int(mem.get("MemTotal", 0)), "free_bytes": int(mem.get("MemFree", 0)),
+            "page_cache_bytes": max(0, int(cache)), "other_anon_bytes": int(mem.get("AnonPages", 0)),
+            "swap_bytes": int(mem.get("SwapFree", 0)), "min_free_bytes": int(min_free_bytes),
+            "memory_source": "/proc/meminfo when the profile was made: MemFree, Active+Inactive(file) less Dirty, "
+                             "AnonPages, SwapFree; min watermark from vm.min_free_kbytes"}
+
+
 MEMORY_FIELDS = ("page_cache_bytes", "other_anon_bytes", "swap_bytes", "min_free_bytes", "memory_source")
 REFERENCE_PATH = paths.REFERENCE_DIR / "profile-reference.json"
 

@@ -19,8 +19,8 @@ import pandas as pd
 
 from mmlab.core import params as p
 from mmlab.core import stats
-from mmlab.sim import memory
 from mmlab.core.units import PAGE_BYTES, format_bytes
+from mmlab.sim import memory
 
 PRE, REPLAY, POST, NOW_SIM, REAL = "pre-sim", "pre-replay", "post-sim", "now-sim", "real"
 SERIES_ORDER = (PRE, REPLAY, POST, NOW_SIM, REAL)
