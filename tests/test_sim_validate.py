@@ -101,3 +101,17 @@ def test_replay_is_priced_at_this_kernels_munlock():
     prof = reference()
     r = pd.Series({"vma_bytes": 64 << 20, "populated_bytes": 16 << 20, "setting": "free"})
     assert abs(replay_parts_simulated(r, prof)["munlock_s"] - 4096 * prof["munlock_present_ns"] * 1e-9) < 1e-12
+
+
+def test_session_profile_refits_from_calibration_runs_never_from_validated_rows():
+    """The session profile takes this session's populate cost from mlock-throughput rows and leaves every
+    cost a validated experiment would fit (here the sigkill exit base) at the prior's value."""
+    from mmlab.sim.validate import session_profile
+
+    prof = reference()
+    mt = [{"experiment": "mlock-throughput", "method": "real", "mapping": "anon-private", "mlock_ns_per_page": 3000.0,
+           "munlock_ns_per_page": 300.0, "munmap_ns_per_page": 500.0, "warmup": False, "repeat": i} for i in range(3)]
+    sk = [{"experiment": "sigkill-during-mlock", "method": "real", "vma_bytes": 1 << 30, "populated_bytes": pop,
+           "kill_to_reap_s": 1.0 + pop * 1e-9, "warmup": False, "repeat": i} for i, pop in enumerate((1 << 26, 1 << 28, 1 << 27))]
+    s = session_profile(pd.DataFrame(mt + sk), prof)
+    assert s["populate_mlock_ns"] == 3000.0 and s["exit_base_s"] == prof["exit_base_s"]

@@ -172,6 +172,19 @@ def replay_components(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+CALIBRATION_ONLY = ("mlock-throughput", "oom-kill")  # experiments no comparison here validates
+
+
+def session_profile(df: pd.DataFrame, prior: Profile) -> Profile:
+    """A profile priced under the same host conditions as the stored rows: `prior` with the costs the
+    stored calibration-only experiments measure (mlock-throughput: populate, fault, munlock, unmap;
+    oom-kill) refitted from them. It never reads a validated experiment's rows."""
+    from mmlab.sim.calibrate import calibrate_from_runs
+
+    rows = df[df["experiment"].isin(CALIBRATION_ONLY) & (df["method"] == "real")] if "experiment" in df else df.iloc[0:0]
+    return calibrate_from_runs(rows, prior=prior, name=f"{prior.name}+session")
+
+
 def all_ratios(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Every comparison this module knows, stacked (empty when there are no real rows)."""
     parts = [f(df, profile) for f in (latest_sigkill, latest_munlock_partial, prepatch_vs_replay)]
