@@ -102,7 +102,8 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})
-    # --- issue 6 (reliability): one real experiment per machine; janitor; child faults named -------
+    # one real experiment per machine (timings would disturb each other); stale cgroups removed first;
+    # a child's fault becomes one line naming the experiment
     from mmlab.kernel import machine_lock
     from mmlab.kernel.child import ChildError
 
@@ -116,7 +117,6 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
             label = {"hung": "a child hung", "killed": "a child was killed", "exited-early": "a child exited early"}
             raise ExperimentFailed(f"{name} failed ({label.get(e.fault, 'a child reported an error')}): "
                                    f"{' '.join(str(e).split())}") from e
-    # --- end issue 6 --------------------------------------------------------------------------------
     # parts of the experiment skipped on this machine (e.g. a cgroup v1 variant), with their reasons: rows.attrs
     # does not survive Parquet, so they go in run.json and come back as load().attrs["skipped_parts"]
     parts = {str(k): str(v) for k, v in (rows.attrs.get("skipped") or {}).items()}
@@ -125,24 +125,28 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     return Result(name, params, rows, run_dir)
 
 
-# --- issue 6 (reliability) -------------------------------------------------------------------------
 class ExperimentFailed(MmlabError, RuntimeError):
     """A real experiment stopped because a child hung, exited early or was killed by something else;
     the one-line message names the experiment and what happened. Nothing of the run is stored."""
 
 
 def _remove_stale_cgroups() -> None:
-    """The janitor, at the start of every real experiment: memory groups named by mmlab whose creator
-    died (e.g. a notebook kernel SIGKILLed mid-experiment) are emptied and removed, and named on stderr."""
+    """The janitor, at the start of every real experiment: memory groups and trace instances named by
+    mmlab whose creator died (e.g. a notebook kernel SIGKILLed mid-experiment) are emptied and removed,
+    and named on stderr."""
     import os
     import sys
 
-    from mmlab.kernel import cgroup
+    from mmlab.kernel import cgroup, trace
 
+    if os.geteuid() == 0:
+        gone = trace.remove_stale()  # their trace instances too (events enabled there go with them)
+        if gone:
+            print(f"mmlab: removed {len(gone)} stale trace instance(s) left by dead mmlab processes: "
+                  + ", ".join(str(p) for p in gone), file=sys.stderr, flush=True)
     if not any(os.access(h.parent, os.W_OK) for h in cgroup.candidate_parents()):
         return  # unprivileged without a delegated subtree: nothing here is ours to remove
     removed = cgroup.remove_stale()
     if removed:
         print(f"mmlab: removed {len(removed)} stale memory cgroup(s) left by dead mmlab processes: "
               + ", ".join(str(p) for p in removed), file=sys.stderr, flush=True)
-# --- end issue 6 -----------------------------------------------------------------------------------
