@@ -125,9 +125,9 @@ def simulated_events(tl: pd.DataFrame) -> pd.DataFrame:
 def simulate_like(rows: pd.DataFrame, kernels: tuple[str, ...] = ("2.6.31", "2.6.32", "3.12", "6.18"),
                   profile: str = "reference") -> pd.DataFrame:
     """Simulated timelines of the real run's scenario, as the summary simulates it
-    (headline.oom_sim_values: the group's limit as the machine's RAM, its bystanders, the victim's mlock)."""
+    (series.oom_sim_values: the group's limit as the machine's RAM, its bystanders, the victim's mlock)."""
     from mmlab.sim.oom import OomParams, timeline
-    from mmlab.study.headline import oom_sim_values
+    from mmlab.study.series import oom_sim_values
 
     v = oom_sim_values(rows, {})
     return pd.concat([timeline(OomParams(kernel=k, profile=profile, chunk_bytes=1 << 20, **v)) for k in kernels],
