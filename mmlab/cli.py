@@ -133,7 +133,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_eras(args) -> int:
-    from mmlab.sim.eras import BEHAVIOURS, ERAS
+    from mmlab.sim.era_facts import BEHAVIOURS
+    from mmlab.sim.eras import ERAS
 
     if args.json:
         print(json.dumps([e.to_dict() for e in ERAS], indent=1))

@@ -95,22 +95,39 @@ def sigkill_curve(vma_bytes: int, kernel: str, profile: str = "reference", steps
 
 def draw_sigkill(vma_mib: int = 1024, populated_pct: int = 25, kernel: str = "2.6.31", profile: str = "reference"):
     """Exit time after SIGKILL during mlock against the populated share, for the chosen kernel (bold)
-    and the other modelled kernels (faint), the chosen point marked."""
+    and the other modelled kernels (faint), the chosen point marked; where an exit runs the machine out
+    of memory there is no time: a cross along the top, and the chosen point says what happened."""
     plt = pyplot()
+
+    from mmlab import sim
+    from mmlab.sim import memory
 
     vma = int(vma_mib) << 20
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for k in KERNELS:
         d = sigkill_curve(vma, k, profile)
         main = k == kernel
-        ax.plot(d["populated_fraction"] * 100, d["kill_to_reap_s"], lw=2.2 if main else 1, alpha=1 if main else 0.45,
-                label=f"simulated {k}")
+        line, = ax.plot(d["populated_fraction"] * 100, d["kill_to_reap_s"], lw=2.2 if main else 1,
+                        alpha=1 if main else 0.45, label=f"simulated {k}")
+        gone = d[~d["outcome"].isin(memory.FINISHED)]
+        if len(gone):  # no time where the machine ran out of memory: crosses along the top, one row per kernel
+            ax.scatter(gone["populated_fraction"] * 100, [0.98 - 0.04 * KERNELS.index(k)] * len(gone), marker="X",
+                       s=30 if main else 15, alpha=1 if main else 0.45, color=line.get_color(),
+                       transform=ax.get_xaxis_transform(), clip_on=False)
         if main:
             ax.fill_between(d["populated_fraction"] * 100, d["kill_to_reap_s_lo"], d["kill_to_reap_s_hi"], alpha=0.2)
-            y = float(np.interp(populated_pct / 100, d["populated_fraction"], d["kill_to_reap_s"]))
-            ax.plot([populated_pct], [y], "ko")
-            ax.annotate(f"{y:.3g} s", (populated_pct, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            at = sim.SCENARIOS["sigkill-during-mlock"].run({"kernel": kernel, "profile": profile, "vma_bytes": vma,
+                                                            "populated_bytes": int(vma * populated_pct / 100) // 4096 * 4096}).iloc[0]
+            if at["outcome"] in memory.FINISHED:
+                y = float(at["kill_to_reap_s"])
+                ax.plot([populated_pct], [y], "ko")
+                ax.annotate(f"{y:.3g} s", (populated_pct, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            else:
+                ax.annotate(f"{kernel} at {populated_pct}%: no time, {memory.label(at['outcome'])}",
+                            (populated_pct, 0.8), xycoords=ax.get_xaxis_transform(), fontsize=8, color="#b42318",
+                            ha="center", va="top")
     ax.set_yscale("log")
+    ax.set_xlim(-2, 102)
     ax.set_xlabel("populated when SIGKILL arrives (% of VMA)")
     ax.set_ylabel("kill to reap (s, log)")
     ax.set_title(f"SIGKILL during mlock(), {format_bytes(vma)} VMA (model; band: its interval)", fontsize=10)
@@ -167,28 +184,35 @@ def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: fl
                     note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
-def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, fault_zero_us: float = 1.3,
-                         draw_default: bool = False):
-    """Knobs: the 2009 desktop's free memory, swap bandwidth and zero-fill fault cost; Wakabayashi's test
-    re-simulated on that machine (the default is the stated desktop-2009 profile)."""
+def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, swap_mib: int = 2048,
+                         fault_zero_us: float = 1.3, draw_default: bool = False):
+    """Knobs: the 2009 desktop's free memory (+ clean page cache), swap bandwidth and size, and zero-fill
+    fault cost; Wakabayashi's test re-simulated on that machine (the default is the stated desktop-2009
+    profile). Too little swap for the pre-patch exit shows its outcome instead of a bar."""
     import ipywidgets as w
 
     from mmlab.sim import figures, validate
     from mmlab.sim.profile import desktop_2009
 
-    def draw(free_mib, swap_mb_s, fault_zero_us):
-        prof = desktop_2009().replace(reclaim_ns=PAGE_BYTES / (swap_mb_s * 1e6) * 1e9, fault_zero_ns=fault_zero_us * 1e3)
-        return figures.wakabayashi_bars(validate.wakabayashi(prof, int(free_mib) << 20))
+    def draw(free_mib, swap_mb_s, swap_mib, fault_zero_us):
+        prof = desktop_2009()
+        for knob, v in (("free_and_cache_MiB", free_mib), ("swap_MB_s", swap_mb_s), ("swap_MiB", swap_mib),
+                        ("fault_zero_us", fault_zero_us)):
+            prof = validate.KNOBS[knob][2](prof, v)
+        return figures.wakabayashi_bars(validate.wakabayashi(prof))
 
     controls = {
         "free_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in range(256, 1793, 128)],
                                       value=min(range(256, 1793, 128), key=lambda m: abs(m - free_mib)),
-                                      description="free memory"),
+                                      description="free + cache"),
         "swap_mb_s": w.FloatLogSlider(value=swap_mb_s, base=10, min=1, max=2.5, description="swap MB/s"),
+        "swap_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in range(256, 4097, 256)],
+                                      value=min(range(256, 4097, 256), key=lambda m: abs(m - swap_mib)),
+                                      description="swap size"),
         "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="zero-fill fault (µs)"),
     }
-    return explorer(draw, controls, dict(free_mib=free_mib, swap_mb_s=swap_mb_s, fault_zero_us=fault_zero_us),
-                    draw_default=draw_default)
+    return explorer(draw, controls, dict(free_mib=free_mib, swap_mb_s=swap_mb_s, swap_mib=swap_mib,
+                                         fault_zero_us=fault_zero_us), draw_default=draw_default)
 
 
 def draw_oom(limit_mib: int = 256, bystanders: int = 2, kernel: str = "2.6.31", profile: str = "reference",
