@@ -198,7 +198,8 @@ def test_janitor_removes_the_cgroup_of_a_sigkilled_parent_at_next_start(isolated
             assert_mlocked_back(tag)
             assert [str(g) for g in mmlab_cgroups(proc.pid)] == [group], "the dead parent's group should be left"
             r = subprocess.run([PYTHON, "-m", "mmlab", "experiment", "mlock-throughput", "-p", "sizes", "1MiB",
-                                "-p", "warmup", "0", "--repeats", "1", "--no-save", "--json"],
+                                "-p", "mappings", "anon-private", "-p", "warmup", "0", "--repeats", "1",
+                                "--no-save", "--json"],
                                capture_output=True, text=True, timeout=LOCK_WAIT_S + 60, env=mmlab_env(tag))
             assert r.returncode == 0, r.stderr
             assert "removed 1 stale memory cgroup" in r.stderr and group in r.stderr, r.stderr

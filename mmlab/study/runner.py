@@ -285,7 +285,11 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
         # one line per notebook: its place, name, then (when it ends) its result and wall time
         print(f"mmlab run [{i}/{len(order)}] {nb.stem}", end="", file=sys.stderr, flush=True)
         before = _run_dirs()
-        r = execute(nb, out_dir, own[nb])
+        try:
+            r = execute(nb, out_dir, own[nb])
+        except BaseException:
+            print(file=sys.stderr, flush=True)  # end the progress line: the interrupt message gets its own
+            raise
         made[nb.stem] = sorted(_run_dirs() - before)
         print(f" {'ok' if r.ok else 'FAILED: ' + (r.error or '')} ({r.wall_s:.1f}s, {time.monotonic() - t0:.0f}s in all)",
               file=sys.stderr, flush=True)
