@@ -1,0 +1,332 @@
+"""File mappings in the kernel eras: what mlock, munlock and exit did to the pages of a private or shared
+file mapping, priced per page from the `file-mapping` experiment on this machine.
+
+Behaviours, each with its source (file:function@version as read in the trees named, or the commit):
+- mlock populates a VM_WRITE VMA with write-GUP until 2.6.38: mm/mlock.c:__mlock_vma_pages_range@2.6.31.3
+  (`if (vma->vm_flags & VM_WRITE) gup_flags = GUP_FLAGS_WRITE`) and @2.6.32.9 (`gup_flags |= FOLL_WRITE`).
+  The write fault on an absent file page, mm/memory.c:__do_fault@2.6.31.3: private (!VM_SHARED) allocates
+  an anonymous page and copy_user_highpage()s the page-cache page into it (COW); shared calls
+  ->page_mkwrite, maps the pte dirty, set_page_dirty() and balance_dirty_pages_ratelimited() (the dirtier
+  is throttled once dirty pages pass vm_dirty_ratio = 20, mm/page-writeback.c@2.6.31.3).
+- Since 5ecfda041e4b "mlock: avoid dirtying pages and triggering writeback" (Michel Lespinasse, January
+  2011, first in 2.6.38) mlock write-faults only when (vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE: a
+  private writable mapping is still COWed page by page, a shared one is read-faulted and stays clean;
+  today mm/gup.c:populate_vma_page_range (the running 6.18 does this: the experiment's rows show it).
+- munlock before 408e82b78bcc ("mm: munlock use follow_page", 2.6.32) ran the same loop,
+  __mlock_vma_pages_range(vma, start, end, 0), with GUP_FLAGS_IGNORE_VMA_PERMISSIONS | IGNORE_SIGKILL and,
+  on VM_WRITE, GUP_FLAGS_WRITE (the lines 408e82b78bcc removes). follow_page(FOLL_WRITE) fails on a pte
+  without write permission (mm/memory.c:follow_page@2.6.31.3), so every absent page is write-faulted
+  (COWed or dirtied) and every shared page whose pte writeback write-protected (page_mkclean) since mlock
+  is write-faulted again and re-dirtied; munlock_vma_pages_all() at exit does the same.
+- From 408e82b78bcc munlock is follow_page(FOLL_GET[|FOLL_DUMP]) per address: no fault, nothing dirtied
+  (mm/mlock.c:munlock_vma_pages_range@2.6.32.9; the 2.6.31.3 tree carries it too, as a backport).
+- From 5.18 munlock() walks ptes (34b6792380ce) and exit_mmap has no munlock pass: pages are munlocked as
+  their ptes are zapped (a213e5cf71cb).
+
+Costs are this machine's, measured on 6.18 (`FileCosts`, median and min-max of the experiment's rows):
+what an old kernel's path did per page is priced as the same path costs today. Stated priors, not
+measured here: the 2.6.3x munlock of a present page is priced as 6.18's munlock of it; an absent address
+walked by follow_page at `walk_absent_ns` and a pte_none step at `pte_none_ns` (machine profile); the dirty
+threshold is 20% of the profile's free memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from mmlab.core import paths
+from mmlab.core.params import ParamError, choice, flag, size
+from mmlab.core.units import PAGE_BYTES
+from mmlab.sim.eras import parse_version
+from mmlab.sim.profile import Cost
+from mmlab.sim.scenario import Scenario, SimParams
+
+NAME = "file-mapping"
+FILESYSTEMS = ("disk", "tmpfs")
+MAPPINGS = ("private", "shared")
+CACHES = ("cold", "warm")
+DIRTY_RATIO = 0.20  # vm_dirty_ratio = 20 in mm/page-writeback.c@2.6.31.3 and by default on 6.18
+COSTS_PATH = paths.REFERENCE_DIR / "file-costs-reference.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileBehaviour:
+    """What one range of kernels did to file pages at mlock, munlock and exit, and the sources."""
+
+    name: str
+    since: tuple[int, ...]
+    versions: str
+    kernel: str  # a version simulated for this behaviour in era comparisons
+    mlock_write: str  # "VM_WRITE": write-GUP whenever VM_WRITE | "private": only private writable
+    munlock: str  # "write-gup" | "follow-page" | "pte-walk"
+    exit_munlock_pass: bool  # munlock_vma_pages_all in exit_mmap before the unmap
+    source_mlock: str
+    source_munlock: str
+
+
+_SRC_MLOCK_OLD = ("mm/mlock.c:__mlock_vma_pages_range@2.6.31.3 (GUP_FLAGS_WRITE if VM_WRITE), @2.6.32.9 (FOLL_WRITE if "
+                  "VM_WRITE); fault: mm/memory.c:__do_fault@2.6.31.3 (private: copy_user_highpage into an anonymous page; "
+                  "shared: page_mkwrite, set_page_dirty, balance_dirty_pages_ratelimited)")
+_SRC_MLOCK_NEW = ("5ecfda041e4b \"mlock: avoid dirtying pages and triggering writeback\" (2.6.38): FOLL_WRITE only if "
+                  "(vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE; today mm/gup.c:populate_vma_page_range")
+BEHAVIOURS: tuple[FileBehaviour, ...] = (
+    FileBehaviour("2.6.31", (2, 6, 28), "2.6.28-2.6.31 mainline (before 408e82b78bcc)", "2.6.31", "VM_WRITE", "write-gup", True,
+                  _SRC_MLOCK_OLD,
+                  "mm/mlock.c:__mlock_vma_pages_range(vma, start, end, 0) before 408e82b78bcc: GUP_FLAGS_IGNORE_VMA_PERMISSIONS"
+                  " | IGNORE_SIGKILL, GUP_FLAGS_WRITE if VM_WRITE; mm/memory.c:follow_page@2.6.31.3 faults a pte without "
+                  "write permission"),
+    FileBehaviour("2.6.32", (2, 6, 32), "2.6.32-2.6.37", "2.6.32", "VM_WRITE", "follow-page", True, _SRC_MLOCK_OLD,
+                  "408e82b78bcc \"mm: munlock use follow_page\": mm/mlock.c:munlock_vma_pages_range@2.6.32.9 "
+                  "follow_page(FOLL_GET | FOLL_DUMP), no fault"),
+    FileBehaviour("2.6.38", (2, 6, 38), "2.6.38-5.17", "2.6.38", "private", "follow-page", True, _SRC_MLOCK_NEW,
+                  "mm/mlock.c:munlock_vma_pages_range follow_page per address (pagevec-batched from 3.12), no fault"),
+    FileBehaviour("5.18", (5, 18), "5.18 and later (this kernel)", "6.18", "private", "pte-walk", False, _SRC_MLOCK_NEW,
+                  "34b6792380ce munlock() walks ptes (mlock_pte_range); a213e5cf71cb exit_mmap has no munlock pass: "
+                  "pages munlocked as their ptes are zapped"),
+)
+BEHAVIOUR_NAMES = tuple(b.name for b in BEHAVIOURS)
+
+
+def behaviour_for(version: str) -> FileBehaviour:
+    """The file-mapping behaviour of a kernel version (the newest range starting at or below it)."""
+    allowed = "a kernel version >= 2.6.28, e.g. 2.6.31, 2.6.32, 2.6.38, 6.18"
+    try:
+        v = parse_version(version)
+    except ValueError:
+        raise ParamError("kernel", version, allowed, "is not a kernel version") from None
+    found = [b for b in BEHAVIOURS if b.since <= v]
+    if not found:
+        raise ParamError("kernel", version, allowed, "is older than any modelled file-mapping behaviour")
+    return found[-1]
+
+
+# ------------------------------------------------------------------------------------------ costs
+@dataclasses.dataclass(frozen=True)
+class FileCosts:
+    """Per-page costs (ns) of the file-mapping experiment's operations, keyed by
+    (operation, filesystem, mapping, page_cache)."""
+
+    costs: Mapping[tuple[str, str, str, str], Cost]
+    source: str = ""
+
+    def get(self, op: str, fs: str, mapping: str, cache: str) -> Cost:
+        try:
+            return self.costs[(op, fs, mapping, cache)]
+        except KeyError:
+            raise ParamError("page_cache", cache, "warm on tmpfs; cold or warm on disk",
+                             f"has no measured {op} cost for a {mapping} mapping on {fs}") from None
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, source: str = "") -> "FileCosts":
+        """Median and min-max range of ns_per_page per point and operation, warm-ups left out."""
+        d = rows[(rows["experiment"] == NAME) & (rows["method"] == "real")]
+        if "warmup" in d:
+            d = d[~d["warmup"].astype(bool)]
+        out = {}
+        for key, g in d.groupby(["operation", "filesystem", "mapping", "page_cache"]):
+            x = g["ns_per_page"].astype(float)
+            med = float(x.median())
+            out[tuple(key)] = Cost(med, float(x.min()), float(x.max()),
+                                   f"file-mapping {'/'.join(key)}: median of {len(x)} rows, min-max range")
+        return cls(out, source)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "costs": [{"operation": k[0], "filesystem": k[1], "mapping": k[2],
+                                                  "page_cache": k[3], **dataclasses.asdict(c)} for k, c in self.costs.items()]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "FileCosts":
+        costs = {(c["operation"], c["filesystem"], c["mapping"], c["page_cache"]):
+                 Cost(c["value"], c["lo"], c["hi"], c.get("source", "")) for c in d["costs"]}
+        return cls(costs, d.get("source", ""))
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str = COSTS_PATH) -> "FileCosts":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def table(self) -> pd.DataFrame:
+        """One row per measured cost (tidy), for notebooks."""
+        return pd.DataFrame([{"operation": k[0], "filesystem": k[1], "mapping": k[2], "page_cache": k[3],
+                              "ns_per_page": c.value, "lo": c.lo, "hi": c.hi, "source": c.source}
+                             for k, c in sorted(self.costs.items())])
+
+
+# ------------------------------------------------------------------------------------------ the model
+class _Bill:
+    """Seconds (value, lo, hi) summed from per-page costs."""
+
+    def __init__(self) -> None:
+        self.v = self.lo = self.hi = 0.0
+
+    def add(self, pages: float, c: Cost | float) -> None:
+        if not pages:
+            return
+        if not isinstance(c, Cost):
+            c = Cost(c, c, c)
+        self.v += pages * c.value * 1e-9
+        self.lo += pages * c.lo * 1e-9
+        self.hi += pages * c.hi * 1e-9
+
+    def __iadd__(self, other: "_Bill") -> "_Bill":
+        self.v, self.lo, self.hi = self.v + other.v, self.lo + other.lo, self.hi + other.hi
+        return self
+
+
+def _less(a: Cost, b: Cost) -> Cost:
+    v = max(0.0, a.value - b.value)
+    return Cost(v, min(v, max(0.0, a.lo - b.hi)), max(v, a.hi - b.lo))
+
+
+def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str, writable: bool, vma_pages: int,
+        populated_pages: int, writeback_before_munlock: bool, free_bytes: int, walk_absent_ns: float,
+        pte_none_ns: float) -> dict:
+    """The physics of one point as a flat dict: mlock of `populated_pages` (all of the VMA, or as far as a
+    SIGKILL let it get), then either munlock() of the whole VMA or exit with it still VM_LOCKED."""
+    c = lambda op: costs.get(op, fs, mapping, cache)  # noqa: E731
+    shared = mapping == "shared"
+    P, U = populated_pages, vma_pages - populated_pages
+    write_gup_mlock = writable and (b.mlock_write == "VM_WRITE" or not shared)
+    # the mlock bookkeeping on top of a read fault, measured as mlock less MADV_POPULATE_READ of a shared mapping
+    mlock_extra = _less(costs.get("mlock", fs, "shared", cache), costs.get("populate_read", fs, "shared", cache))
+    dirty_limit = int(DIRTY_RATIO * free_bytes // PAGE_BYTES) if fs == "disk" else None  # tmpfs: no dirty accounting
+    writeback = c("writeback") if shared and fs == "disk" else Cost(0, 0, 0)
+
+    mlock, dirtied_mlock, cowed_mlock = _Bill(), 0, 0
+    if write_gup_mlock and not shared:
+        mlock.add(P, c("mlock"))  # the measured mlock: this kernel COWs a private writable mapping too
+        cowed_mlock = P
+    elif write_gup_mlock:
+        mlock.add(P, c("populate_write"))
+        mlock.add(P, mlock_extra)
+        dirtied_mlock = P
+    elif shared:
+        mlock.add(P, c("mlock"))
+    else:
+        mlock.add(P, c("populate_read"))
+        mlock.add(P, mlock_extra)
+    throttled_mlock = max(0, dirtied_mlock - dirty_limit) if dirty_limit is not None else 0
+    mlock.add(throttled_mlock, writeback)
+
+    # the munlock pass: munlock() of the VMA, or munlock_vma_pages_all at exit
+    munlock, faulted, cowed, dirtied = _Bill(), 0, 0, 0
+    munlock.add(P, c("munlock"))
+    if b.munlock == "write-gup":
+        if writable and shared and fs == "disk" and writeback_before_munlock:
+            munlock.add(P, c("redirty_after_writeback"))
+            dirtied += P
+        if writable and not shared:
+            munlock.add(U, c("populate_write"))
+            cowed += U
+        elif writable:
+            munlock.add(U, c("populate_write"))
+            dirtied += U
+        else:
+            munlock.add(U, c("populate_read"))
+        faulted = U
+    elif b.munlock == "follow-page":
+        munlock.add(U, walk_absent_ns)
+    else:
+        munlock.add(U, pte_none_ns)
+    # dirty pages when the pass starts: none if writeback ran since mlock, else those mlock dirtied
+    base = 0 if writeback_before_munlock else dirtied_mlock
+    throttled = max(0, base + dirtied - dirty_limit) - max(0, base - dirty_limit) if dirty_limit is not None else 0
+    munlock.add(throttled, writeback)
+
+    exit_ = _Bill()
+    if b.exit_munlock_pass:
+        exit_ += munlock
+        exit_.add(P + faulted, c("munmap"))
+    else:
+        exit_.add(P, c("munmap_locked"))
+    all_dirtied = dirtied_mlock + dirtied
+    wb = _Bill()
+    wb.add(all_dirtied, writeback)
+    return {
+        "mlock_write_faults": write_gup_mlock, "munlock_pass": b.munlock,
+        "mlock_s": mlock.v, "mlock_s_lo": mlock.lo, "mlock_s_hi": mlock.hi,
+        "munlock_s": munlock.v, "munlock_s_lo": munlock.lo, "munlock_s_hi": munlock.hi,
+        "exit_s": exit_.v, "exit_s_lo": exit_.lo, "exit_s_hi": exit_.hi,
+        "mlock_pages_cowed": cowed_mlock, "mlock_pages_dirtied": dirtied_mlock,
+        "munlock_pages_faulted": faulted, "munlock_pages_cowed": cowed, "munlock_pages_dirtied": dirtied,
+        "anon_bytes_allocated": (cowed_mlock + cowed) * PAGE_BYTES,
+        "written_back_bytes": all_dirtied * PAGE_BYTES if fs == "disk" else 0,
+        "writeback_s": wb.v, "writeback_s_lo": wb.lo, "writeback_s_hi": wb.hi,
+        "throttled_pages": throttled_mlock + max(0, throttled),
+        "source_mlock": b.source_mlock, "source_munlock": b.source_munlock,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMappingParams(SimParams):
+    mapping: str = choice("shared", MAPPINGS, "MAP_PRIVATE | MAP_SHARED file mapping")
+    filesystem: str = choice("disk", FILESYSTEMS, "the file on a disk filesystem or on tmpfs")
+    page_cache: str = choice("warm", CACHES, "the file's pages before mlock: cold (on disk only) | warm")
+    writable: bool = flag(True, "VM_WRITE: PROT_READ|PROT_WRITE (else PROT_READ)")
+    vma_bytes: int = size("1GiB", "size of the mapping (and of the file)", hi=1 << 44)
+    populated_bytes: int = size("1GiB", "bytes mlock populated before it returned or a SIGKILL stopped it", lo=0, hi=1 << 44)
+    writeback_before_munlock: bool = flag(True, "shared on disk: writeback cleaned and write-protected the pages "
+                                          "between mlock and munlock (dirty pages are written within ~30 s)")
+    costs: str = choice("reference", ("reference",), "per-page file costs: reference (measured on the reference machine)")
+
+    def check(self) -> None:
+        super().check()
+        behaviour_for(self.kernel)
+        if self.populated_bytes > self.vma_bytes:
+            raise ParamError("populated_bytes", self.populated_bytes, f"at most vma_bytes ({self.vma_bytes})", "exceeds the VMA")
+        if self.filesystem == "tmpfs" and self.page_cache == "cold":
+            raise ParamError("page_cache", "cold", "warm on tmpfs", "cannot exist: tmpfs pages live only in the page cache")
+
+
+def simulate(p: FileMappingParams) -> pd.DataFrame:
+    """One tidy row for the kernel `p.kernel`."""
+    return pd.DataFrame([_row(p, behaviour_for(p.kernel))])
+
+
+def _row(p: FileMappingParams, b: FileBehaviour) -> dict:
+    prof = p.machine()
+    row = run(b, FileCosts.load(), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
+              vma_pages=math.ceil(p.vma_bytes / PAGE_BYTES), populated_pages=math.ceil(p.populated_bytes / PAGE_BYTES),
+              writeback_before_munlock=p.writeback_before_munlock, free_bytes=prof.free_bytes,
+              walk_absent_ns=prof["walk_absent_ns"], pte_none_ns=prof["pte_none_ns"])
+    return {"experiment": NAME, "method": "simulated", "kernel": p.kernel, "era": b.name, "versions": b.versions,
+            "profile": p.profile, "mapping": p.mapping, "filesystem": p.filesystem, "page_cache": p.page_cache,
+            "writable": p.writable, "vma_bytes": p.vma_bytes, "populated_bytes": p.populated_bytes,
+            "writeback_before_munlock": p.writeback_before_munlock, **row}
+
+
+def compare_eras(values: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """One row per file-mapping behaviour (2.6.31, 2.6.32, 2.6.38, 5.18+) at the same parameters."""
+    p = FileMappingParams.from_mapping({k: v for k, v in (values or {}).items() if k != "kernel"})
+    return pd.DataFrame([_row(dataclasses.replace(p, kernel=b.kernel), b) for b in BEHAVIOURS])
+
+
+def behaviours_table() -> pd.DataFrame:
+    """Each behaviour with its version range and sources."""
+    return pd.DataFrame([{"era": b.name, "versions": b.versions, "mlock write-faults": "every VM_WRITE VMA" if
+                          b.mlock_write == "VM_WRITE" else "private writable VMAs only", "munlock": b.munlock,
+                          "exit munlock pass": b.exit_munlock_pass, "source (mlock)": b.source_mlock,
+                          "source (munlock)": b.source_munlock} for b in BEHAVIOURS])
+
+
+def calibrate(rows: pd.DataFrame | None = None, out_path: Path | str | None = None) -> tuple[FileCosts, Path]:
+    """Fit FileCosts from stored file-mapping runs (default: every stored run) and save them."""
+    if rows is None:
+        from mmlab.core.store import load
+
+        rows = load()
+    costs = FileCosts.from_rows(rows, source="fitted from stored file-mapping runs")
+    return costs, costs.save(out_path or COSTS_PATH)
+
+
+SCENARIO = Scenario(NAME, "mlock of a private or shared file mapping, then munlock() or exit, per kernel era: "
+                          "pages COWed, dirtied, written back, and seconds", FileMappingParams, simulate)
