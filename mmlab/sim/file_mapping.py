@@ -135,6 +135,10 @@ class FileCosts:
                                    f"file-mapping {'/'.join(key)}: median of {len(x)} rows, min-max range")
         return cls(out, source)
 
+    def over(self, fallback: "FileCosts") -> "FileCosts":
+        """These costs, with `fallback`'s where these have none (say, points a run did not measure)."""
+        return FileCosts({**fallback.costs, **self.costs}, f"{self.source}; the rest from: {fallback.source}")
+
     def to_dict(self) -> dict:
         return {"source": self.source, "costs": [{"operation": k[0], "filesystem": k[1], "mapping": k[2],
                                                   "page_cache": k[3], **dataclasses.asdict(c)} for k, c in self.costs.items()]}
@@ -292,9 +296,9 @@ def simulate(p: FileMappingParams) -> pd.DataFrame:
     return pd.DataFrame([_row(p, behaviour_for(p.kernel))])
 
 
-def _row(p: FileMappingParams, b: FileBehaviour) -> dict:
+def _row(p: FileMappingParams, b: FileBehaviour, costs: FileCosts | None = None) -> dict:
     prof = p.machine()
-    row = run(b, FileCosts.load(), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
+    row = run(b, costs or FileCosts.load(), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
               vma_pages=math.ceil(p.vma_bytes / PAGE_BYTES), populated_pages=math.ceil(p.populated_bytes / PAGE_BYTES),
               writeback_before_munlock=p.writeback_before_munlock, free_bytes=prof.free_bytes,
               walk_absent_ns=prof["walk_absent_ns"], pte_none_ns=prof["pte_none_ns"])
@@ -304,10 +308,11 @@ def _row(p: FileMappingParams, b: FileBehaviour) -> dict:
             "writeback_before_munlock": p.writeback_before_munlock, **row}
 
 
-def compare_eras(values: Mapping[str, object] | None = None) -> pd.DataFrame:
-    """One row per file-mapping behaviour (2.6.31, 2.6.32, 2.6.38, 5.18+) at the same parameters."""
+def compare_eras(values: Mapping[str, object] | None = None, costs: FileCosts | None = None) -> pd.DataFrame:
+    """One row per file-mapping behaviour (2.6.31, 2.6.32, 2.6.38, 5.18+) at the same parameters, priced
+    with `costs` (default: the shipped reference costs)."""
     p = FileMappingParams.from_mapping({k: v for k, v in (values or {}).items() if k != "kernel"})
-    return pd.DataFrame([_row(dataclasses.replace(p, kernel=b.kernel), b) for b in BEHAVIOURS])
+    return pd.DataFrame([_row(dataclasses.replace(p, kernel=b.kernel), b, costs) for b in BEHAVIOURS])
 
 
 def behaviours_table() -> pd.DataFrame:
