@@ -16,8 +16,11 @@ Behaviours, each with its source (file:function@version as read in the trees nam
   __mlock_vma_pages_range(vma, start, end, 0), with GUP_FLAGS_IGNORE_VMA_PERMISSIONS | IGNORE_SIGKILL and,
   on VM_WRITE, GUP_FLAGS_WRITE (the lines 408e82b78bcc removes). follow_page(FOLL_WRITE) fails on a pte
   without write permission (mm/memory.c:follow_page@2.6.31.3), so every absent page is write-faulted
-  (COWed or dirtied) and every shared page whose pte writeback write-protected (page_mkclean) since mlock
-  is write-faulted again and re-dirtied; munlock_vma_pages_all() at exit does the same.
+  (COWed or dirtied) and every shared page whose pte writeback write-protected since mlock is write-faulted
+  again and re-dirtied (writeback cleans through mm/page-writeback.c:clear_page_dirty_for_io -> page_mkclean,
+  which pte_wrprotect()s every mapping, @2.6.31.3); munlock_vma_pages_all() at exit does the same. tmpfs
+  has no dirty accounting or writeback (shmem_backing_dev_info: BDI_CAP_NO_ACCT_AND_WRITEBACK, mm/shmem.c
+  @2.6.31.3): nothing is throttled or written back there.
 - From 408e82b78bcc munlock is follow_page(FOLL_GET[|FOLL_DUMP]) per address: no fault, nothing dirtied
   (mm/mlock.c:munlock_vma_pages_range@2.6.32.9; the 2.6.31.3 tree carries it too, as a backport).
 - From 5.18 munlock() walks ptes (34b6792380ce) and exit_mmap has no munlock pass: pages are munlocked as
