@@ -112,3 +112,26 @@ def test_a_cold_tmpfs_page_cache_is_refused_with_the_reason():
 def test_compare_eras_gives_one_row_per_behaviour():
     d = fm.compare_eras({"mapping": "shared", "vma_bytes": "64MiB", "populated_bytes": "64MiB"})
     assert list(d["era"]) == list(fm.BEHAVIOUR_NAMES)
+
+
+def _rows(ns_read: float, ns_cow: float):
+    import pandas as pd
+
+    base = {"experiment": "file-mapping", "method": "real", "warmup": False, "filesystem": "disk", "page_cache": "warm"}
+    return pd.DataFrame([{**base, "mapping": "private", "operation": "populate_read", "ns_per_page": ns_read},
+                         {**base, "mapping": "private", "operation": "populate_write", "ns_per_page": ns_cow},
+                         {**base, "mapping": "private", "operation": "populate_write", "ns_per_page": ns_cow + 2},
+                         {**base, "mapping": "private", "operation": "populate_write", "ns_per_page": 9e9,
+                          "warmup": True}])
+
+
+def test_file_costs_are_the_median_and_range_of_the_measured_rows_without_warmups():
+    c = fm.FileCosts.from_rows(_rows(800.0, 5000.0)).get("populate_write", "disk", "private", "warm")
+    assert (c.value, c.lo, c.hi) == (5001.0, 5000.0, 5002.0)
+
+
+def test_calibrate_takes_the_file_fault_and_cow_costs_from_file_mapping_rows():
+    from mmlab.sim.calibrate import calibrate_from_runs
+
+    prof = calibrate_from_runs(_rows(800.0, 5000.0), name="t")
+    assert prof["file_fault_ns"] == 800.0 and prof["cow_ns"] == 5001.0
