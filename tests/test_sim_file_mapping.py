@@ -125,9 +125,9 @@ def _rows(ns_read: float, ns_cow: float):
                           "warmup": True}])
 
 
-def test_file_costs_are_the_median_and_range_of_the_measured_rows_without_warmups():
+def test_file_costs_are_the_median_of_the_measured_rows_without_warmups():
     c = fm.FileCosts.from_rows(_rows(800.0, 5000.0)).get("populate_write", "disk", "private", "warm")
-    assert (c.value, c.lo, c.hi) == (5001.0, 5000.0, 5002.0)
+    assert c.value == 5001.0 and 5000.0 <= c.lo <= c.value <= c.hi <= 5002.0
 
 
 def test_calibrate_takes_the_file_fault_and_cow_costs_from_file_mapping_rows():

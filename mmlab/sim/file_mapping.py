@@ -26,7 +26,8 @@ Behaviours, each with its source (file:function@version as read in the trees nam
 - From 5.18 munlock() walks ptes (34b6792380ce) and exit_mmap has no munlock pass: pages are munlocked as
   their ptes are zapped (a213e5cf71cb).
 
-Costs are this machine's, measured on 6.18 (`FileCosts`, median and min-max of the experiment's rows):
+Costs are this machine's, measured on 6.18 (`FileCosts`: medians of the experiment's rows, 95% bootstrap
+intervals):
 what an old kernel's path did per page is priced as the same path costs today. Stated priors, not
 measured here: the 2.6.3x munlock of a present page is priced as 6.18's munlock of it; an absent address
 walked by follow_page at `walk_absent_ns` and a pte_none step at `pte_none_ns` (machine profile); the dirty
@@ -126,16 +127,20 @@ class FileCosts:
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, source: str = "") -> "FileCosts":
-        """Median and min-max range of ns_per_page per point and operation, warm-ups left out."""
+        """Median of ns_per_page per point and operation with its 95% bootstrap interval (the median itself
+        where there is one row), warm-ups left out."""
+        from mmlab.study.stats import bootstrap_ci
+
         d = rows[(rows["experiment"] == NAME) & (rows["method"] == "real")]
         if "warmup" in d:
             d = d[~d["warmup"].astype(bool)]
         out = {}
         for key, g in d.groupby(["operation", "filesystem", "mapping", "page_cache"]):
-            x = g["ns_per_page"].astype(float)
-            med = float(x.median())
-            out[tuple(key)] = Cost(med, float(x.min()), float(x.max()),
-                                   f"file-mapping {'/'.join(key)}: median of {len(x)} rows, min-max range")
+            x = g["ns_per_page"].astype(float).to_numpy()
+            med = float(pd.Series(x).median())
+            lo, hi = bootstrap_ci(x) if len(x) > 1 else (med, med)
+            out[tuple(key)] = Cost(med, min(lo, med), max(hi, med),
+                                   f"file-mapping {'/'.join(key)}: median of {len(x)} rows, 95% bootstrap interval")
         return cls(out, source)
 
     def over(self, fallback: "FileCosts") -> "FileCosts":
