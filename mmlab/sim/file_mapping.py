@@ -83,11 +83,14 @@ BEHAVIOURS: tuple[FileBehaviour, ...] = (
                   _SRC_MLOCK_OLD,
                   "mm/mlock.c:__mlock_vma_pages_range(vma, start, end, 0) before 408e82b78bcc: GUP_FLAGS_IGNORE_VMA_PERMISSIONS"
                   " | IGNORE_SIGKILL, GUP_FLAGS_WRITE if VM_WRITE; mm/memory.c:follow_page@2.6.31.3 faults a pte without "
-                  "write permission"),
+                  "write permission. The range starts with the unevictable-LRU mlock of 2.6.28 (munlock walked pages from "
+                  "then; that version is not checked in a tree)"),
     FileBehaviour("2.6.32", (2, 6, 32), "2.6.32-2.6.37", "2.6.32", "VM_WRITE", "follow-page", True, _SRC_MLOCK_OLD,
                   "408e82b78bcc \"mm: munlock use follow_page\": mm/mlock.c:munlock_vma_pages_range@2.6.32.9 "
                   "follow_page(FOLL_GET | FOLL_DUMP), no fault"),
-    FileBehaviour("2.6.38", (2, 6, 38), "2.6.38-5.17", "2.6.38", "private", "follow-page", True, _SRC_MLOCK_NEW,
+    FileBehaviour("2.6.38", (2, 6, 38), "2.6.38-5.17", "2.6.38", "private", "follow-page", True,
+                  _SRC_MLOCK_NEW + " (also backported to some vendor 2.6.32 kernels: Oracle Linux errata ELSA-2013-1645 "
+                  "lists it, so such a 2.6.32 mlocks as this row)",
                   "mm/mlock.c:munlock_vma_pages_range follow_page per address (pagevec-batched from 3.12), no fault"),
     FileBehaviour("5.18", (5, 18), "5.18 and later (this kernel)", "6.18", "private", "pte-walk", False, _SRC_MLOCK_NEW,
                   "34b6792380ce munlock() walks ptes (mlock_pte_range); a213e5cf71cb exit_mmap has no munlock pass: "
