@@ -7,6 +7,7 @@ import pytest
 
 import mmlab
 from mmlab.experiments import file_mapping as fm
+from mmlab.kernel import procfs
 
 from .conftest import mlocked_bytes, mmlab_processes
 
@@ -121,14 +122,14 @@ Anonymous:             4 kB
 
 
 def test_smaps_fields_are_read_for_the_vma_at_the_address_only():
-    got = fm.parse_smaps_vma(SMAPS, 0x7F0000000000)
+    got = procfs.parse_smaps_vma(SMAPS, 0x7F0000000000)
     assert got["Rss"] == got["Anonymous"] == got["Locked"] == 4 * MiB
-    assert fm.parse_smaps_vma(SMAPS, 0x7F0000400000)["Rss"] == 4096
-    assert fm.parse_smaps_vma(SMAPS, 0x1000) == {}
+    assert procfs.parse_smaps_vma(SMAPS, 0x7F0000400000)["Rss"] == 4096
+    assert procfs.parse_smaps_vma(SMAPS, 0x1000) == {}
 
 
 def test_the_filesystem_of_a_folder_is_that_of_its_longest_mount_prefix():
-    mounts = fm.parse_mounts("/dev/vda / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\ntmpfs /tmp\\040x tmpfs rw 0 0\n")
-    assert fm.fs_type("/dev/shm", mounts) == "tmpfs"
-    assert fm.fs_type("/tmp x", mounts) == "tmpfs"
-    assert fm.fs_type("/", mounts) == "ext4"
+    mounts = procfs.parse_mounts("/dev/vda / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\ntmpfs /tmp\\040x tmpfs rw 0 0\n")
+    assert procfs.fs_type("/dev/shm", mounts) == "tmpfs"
+    assert procfs.fs_type("/tmp x", mounts) == "tmpfs"
+    assert procfs.fs_type("/", mounts) == "ext4"

@@ -41,7 +41,7 @@ from mmlab.core import params as p
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, progress_bar, repetitions, settle, settle_s_field
-from mmlab.kernel import libc
+from mmlab.kernel import libc, procfs
 from mmlab.kernel.child import Child
 
 NAME = "file-mapping"
@@ -82,55 +82,9 @@ class FileMappingParams(RealParams):
     settle_s: float = settle_s_field(0.0)
 
 
-# ------------------------------------------------------------------------------------- pure helpers
-def parse_mounts(text: str) -> list[tuple[str, str]]:
-    """/proc/self/mounts -> [(mount point, fs type)], octal escapes (\\040 for space) decoded."""
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3:
-            out.append((parts[1].encode().decode("unicode_escape"), parts[2]))
-    return out
-
-
-def fs_type(path: str | Path, mounts: list[tuple[str, str]]) -> str:
-    """The filesystem type of the mount holding `path` (the longest mount point that is its prefix)."""
-    real = os.path.realpath(path)
-    best, kind = "", "unknown"
-    for mnt, typ in mounts:
-        inside = real == mnt or real.startswith(mnt.rstrip("/") + "/") or mnt == "/"
-        if inside and len(mnt) >= len(best):
-            best, kind = mnt, typ
-    return kind
-
-
-MEMORY_FS = ("tmpfs", "ramfs", "devtmpfs", "hugetlbfs")
-
-
-def parse_smaps_vma(text: str, addr: int) -> dict[str, int]:
-    """The fields of the VMA starting at `addr` in /proc/PID/smaps, in bytes (Rss, Anonymous,
-    Private_Dirty, Shared_Dirty, Locked, ...); empty if no such VMA."""
-    out: dict[str, int] = {}
-    found = False
-    for line in text.splitlines():
-        head = line.split(None, 1)[0] if line.strip() else ""
-        if "-" in head and ":" not in head:
-            if found:
-                break
-            found = int(head.split("-")[0], 16) == addr
-            continue
-        if found:
-            key, _, rest = line.partition(":")
-            fields = rest.split()
-            if len(fields) == 2 and fields[1] == "kB":
-                out[key.strip()] = int(fields[0]) * 1024
-    return out
-
-
 # ------------------------------------------------------------------------------------- child side
 def _smaps(addr: int) -> dict[str, int]:
-    with open("/proc/self/smaps") as f:
-        s = parse_smaps_vma(f.read(), addr)
+    s = procfs.smaps_vma(addr)
     return {"rss_bytes": s.get("Rss", 0), "anon_bytes": s.get("Anonymous", 0),
             "dirty_bytes": s.get("Private_Dirty", 0) + s.get("Shared_Dirty", 0), "locked_bytes": s.get("Locked", 0)}
 
@@ -230,20 +184,19 @@ def child_main(ctx, size_bytes: int, fs: str, mapping: str, cache: str, folder: 
 # ------------------------------------------------------------------------------------- parent side
 def folders(params: FileMappingParams) -> tuple[dict[str, str], dict[str, str]]:
     """(filesystem -> folder, filesystem -> why it is skipped) for the requested filesystems."""
-    with open("/proc/self/mounts") as f:
-        mounts = parse_mounts(f.read())
+    mounts = procfs.mounts()
     found: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for fs in params.filesystems:
         if fs == "tmpfs":
             d = params.tmpfs_dir
-            kind = fs_type(d, mounts) if os.path.isdir(d) else "missing"
+            kind = procfs.fs_type(d, mounts) if os.path.isdir(d) else "missing"
             if kind != "tmpfs":
                 skipped["tmpfs"] = f"{d} is not a tmpfs folder here ({kind}); set tmpfs_dir"
                 continue
         else:
             candidates = [params.disk_dir] if params.disk_dir else [tempfile.gettempdir(), str(_data_dir())]
-            d = next((c for c in candidates if os.path.isdir(c) and fs_type(c, mounts) not in MEMORY_FS), "")
+            d = next((c for c in candidates if os.path.isdir(c) and procfs.fs_type(c, mounts) not in procfs.MEMORY_FS), "")
             if not d:
                 skipped["disk"] = f"no folder on a disk filesystem among {', '.join(candidates)}; set disk_dir"
                 continue
