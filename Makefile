@@ -1,13 +1,13 @@
 # mmlab: two commands on a fresh machine (Python >= 3.11, make, gcc):
 #   make report   set up .venv, install, run every notebook at safe defaults, print the HTML index
-#   make test     install the test extras and run the test suite
+#   make test     install the test extras, lint (ruff), run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: all setup report test lab bench reliability clean
+.PHONY: all setup report test lint lab bench reliability clean
 
 all: report
 
@@ -29,7 +29,11 @@ report: $(STAMP)
 	$(BIN)/mmlab run $(ARGS)
 
 test: $(TESTSTAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TESTSTAMP)
+	$(BIN)/ruff check .
 
 lab: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[lab]'
@@ -39,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 reliability: $(TESTSTAMP)
-	$(BIN)/python -m pytest -m reliability -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) reports benchmarks/build

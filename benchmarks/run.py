@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from mmlab.core.units import PAGE_BYTES
+
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
 SIZES = [256 << 20, 1 << 30]
@@ -68,7 +70,7 @@ def bench_mlock() -> list[dict]:
                     bar.update()
     rows = []
     for size in SIZES:
-        pages = size // 4096
+        pages = size // PAGE_BYTES
         row = {"size_MiB": size >> 20}
         for call in ("mlock", "munlock"):
             c = statistics.median(s[f"{call}_ns"] for s in samples[("C", size)]) / pages
@@ -80,9 +82,9 @@ def bench_mlock() -> list[dict]:
             # memory state cancel; the median of those ratios is the headline figure
             pairs = [a[f"{call}_ns"] / b[f"{call}_ns"] for a, b in zip(samples[("mmlab", size)], samples[("C", size)])]
             row[f"{call}_ratio"] = round(statistics.median(pairs), 3)
-            spread = lambda who: [s[f"{call}_ns"] / pages for s in samples[(who, size)]]  # noqa: E731
-            row[f"{call}_C_range"] = f"{min(spread('C')):.0f}-{max(spread('C')):.0f}"
-            row[f"{call}_mmlab_range"] = f"{min(spread('mmlab')):.0f}-{max(spread('mmlab')):.0f}"
+            for who in ("C", "mmlab"):
+                spread = [s[f"{call}_ns"] / pages for s in samples[(who, size)]]
+                row[f"{call}_{who}_range"] = f"{min(spread):.0f}-{max(spread):.0f}"
         rows.append(row)
     return rows
 

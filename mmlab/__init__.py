@@ -4,7 +4,9 @@ Kept light to import (child processes import it): heavy modules load on first us
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mmlab.core import __version__
+
+__all__ = ["__version__", "load", "experiment", "summary"]
 
 
 def load(*args, **kwargs):
@@ -22,7 +24,7 @@ def experiment(name: str, values=None, **kw):
 
 
 def summary(*args, **kwargs):
-    """Per group and metric: n, median, mean, sd, 95% bootstrap CI; see `mmlab.study.stats.summary`."""
-    from mmlab.study.stats import summary as _summary
+    """Per group and metric: n, median, mean, sd, 95% bootstrap CI; see `mmlab.core.stats.summary`."""
+    from mmlab.core.stats import summary as _summary
 
     return _summary(*args, **kwargs)

@@ -10,15 +10,12 @@ import json
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
+from mmlab.core.errors import CliError, MmlabError
 from mmlab.core.params import ParamError
 
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
+EXIT_USAGE = CliError.exit_code
 
 
 def _params(args: argparse.Namespace) -> dict[str, object]:
@@ -61,9 +58,10 @@ def _print_rows(df, as_json: bool) -> None:
 
 
 def cmd_env(args) -> int:
+    from mmlab import experiments
     from mmlab.kernel import env
 
-    e = env.capture()
+    e = env.capture(experiments.availability())
     if args.json:
         print(json.dumps(e, indent=1, default=str))
     else:
@@ -117,30 +115,29 @@ def cmd_simulate(args) -> int:
     params = scenario.Params.from_mapping(_params(args))
     df = scenario.simulate(params)
     if args.save:
-        from mmlab.kernel import env
         from mmlab.core import store
+        from mmlab.kernel import env
 
-        run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture(experiments=False))
+        run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture())
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
     _print_rows(df, args.json)
     return 0
 
 
 def cmd_calibrate(args) -> int:
+    from mmlab.kernel import confine  # a root tool writes only inside the project's folders
     from mmlab.sim import calibrate
-
-    from mmlab import confine  # issue 6: a root tool writes only inside the project's folders
     calibrate.main_calibrate(confine.inside("--out", args.out) if args.out else None)
     return 0
 
 
 def cmd_run(args) -> int:
-    from mmlab.study import runner
+    from mmlab.core import paths
+    from mmlab.core.store import new_run_id
 
     # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
     from mmlab.kernel import confine
-    from mmlab.core import paths
-    from mmlab.core.store import new_run_id
+    from mmlab.study import runner
 
     run_id = confine.safe_name("run-id", args.run_id) if args.run_id is not None else new_run_id()
     try:
@@ -203,16 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmlab.kernel.safety import Skipped
-
-    # --- issue 6 (reliability, security) ------------------------------------------------------------
-    from mmlab.experiments import ExperimentFailed
-    from mmlab.kernel.machine_lock import MachineBusy
+    """Run one command; every mmlab error is one line on stderr and its own exit code (see core/errors)."""
+    import warnings
 
     os.umask(os.umask(0o022) | 0o022)  # nothing mmlab writes is group- or world-writable
     previous = _stop_on_sigterm()
-    # --- end issue 6 --------------------------------------------------------------------------------
-    import warnings
 
     # mmlab's own warnings (sizes dropped, run folders skipped) as one line each on stderr
     warnings.formatwarning = lambda message, category, *_a, **_k: f"mmlab: {category.__name__}: {message}\n"
@@ -220,35 +212,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(_protect_values(sys.argv[1:] if argv is None else list(argv)))
         return args.fn(args)
-    except (ParamError, CliError) as e:
-        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
-    except Skipped as e:
-        print(f"mmlab: skipped: {e}", file=sys.stderr)
-        return 0
-    # --- issue 6 ------------------------------------------------------------------------------------
-    except MachineBusy as e:
-        print(f"mmlab: busy: {_one_line(e)}", file=sys.stderr)
-        return EXIT_BUSY
-    except ExperimentFailed as e:
-        print(f"mmlab: error: {_one_line(e)}", file=sys.stderr)
-        return 1
+    except MmlabError as e:
+        print(f"mmlab: {e.label}: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:  # `mmlab ... | head`: the reader left; no traceback (what was stored stays)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except Terminated:
         print("mmlab: terminated (SIGTERM); children killed and reaped, nothing half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
-    # --- end issue 6 --------------------------------------------------------------------------------
     except KeyboardInterrupt:
         print("mmlab: interrupted; children killed and reaped, nothing half-written", file=sys.stderr)
         return 130
     finally:
         _restore_signals(previous)
-
-
-# --- issue 6 (reliability) -------------------------------------------------------------------------
-EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): the machine is busy with another real experiment; try again
 
 
 class Terminated(KeyboardInterrupt):
@@ -304,7 +281,6 @@ def _restore_signals(previous) -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
-# --- end issue 6 -----------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

@@ -67,4 +67,14 @@ def mmlab_processes(ancestor: int | None = None) -> list[int]:
     return out
 
 
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CAP_IPC_LOCK, memory cgroups)")
+# `-m root` / `-m "not root"` select the tests that need root; without root they are skipped.
+needs_root = pytest.mark.root
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skipif(True, reason="needs root (CAP_IPC_LOCK, memory cgroups)")
+    for item in items:
+        if item.get_closest_marker("root"):
+            item.add_marker(skip)

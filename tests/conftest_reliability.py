@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -52,7 +52,7 @@ class Ledger:
         yield
         self.clean_errors += 1
 
-    def runs(self, snapshot: "RunsSnapshot") -> None:
+    def runs(self, snapshot: RunsSnapshot) -> None:
         """Check that the earlier runs are byte-for-byte as they were; counted per run."""
         self.runs_checked += len(snapshot.runs)
         snapshot.assert_intact()

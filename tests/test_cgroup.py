@@ -3,15 +3,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mmlab.kernel import cgroup
 
 from .conftest import needs_root
-
-
 
 
 def _available():

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlab.study import compare
 from mmlab.core import store
 from mmlab.core.params import ParamError
+from mmlab.study import compare
 
 MiB = 1 << 20
 

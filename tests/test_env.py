@@ -39,6 +39,6 @@ def test_host_reported_kib_reads_the_counter_or_none(tmp_path):
 
 
 def test_capture_carries_both():
-    e = env.capture(experiments=False)
+    e = env.capture()
     assert e["damon"].startswith(("on: ", "off", "unavailable"))
     assert e["page_reporting"].startswith(("on (order ", "off", "unavailable"))

@@ -5,13 +5,14 @@ import os
 import pytest
 
 import mmlab
+from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import munlock_partial
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
-PAGE = 4096
+PAGE = PAGE_BYTES
 pytestmark = needs_root
 
 
@@ -83,8 +84,8 @@ def test_nothing_is_left_behind(result):
 def test_cgroup_limit_variant_is_skipped_with_the_reason_on_cgroup_v2(monkeypatch, isolated_store):
     """On cgroup v2 (no oom_kill_disable) the cgroup-limit variant is skipped and the rows say why; the
     stored run keeps the reason (Parquet drops DataFrame.attrs, so it travels in run.json)."""
-    from mmlab.kernel import cgroup
     from mmlab.core import store
+    from mmlab.kernel import cgroup
 
     monkeypatch.setattr(munlock_partial, "hierarchy", lambda: (cgroup.Hierarchy(2, cgroup.CGROUP_ROOT), ""))
     r = mmlab.experiment("munlock-partial", vma_bytes="4MiB", populated_fractions="0.5", repeats=1, warmup=0,

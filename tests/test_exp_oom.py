@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import mmlab
-from mmlab.experiments import oom_kill
 from mmlab.core.params import ParamError
+from mmlab.experiments import oom_kill
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts

@@ -3,13 +3,14 @@ modern exit, and at a memory cgroup limit meets an OOM kill or ENOMEM."""
 import pytest
 
 import mmlab
+from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments.prepatch_replay import kernel_at_least
 
 from .conftest import needs_root
 from .test_exp_safety import hold_machine
 
 MiB = 1 << 20
-PAGE = 4096
+PAGE = PAGE_BYTES
 pytestmark = needs_root
 
 

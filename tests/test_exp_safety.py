@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 import mmlab
-from mmlab.kernel import cgroup
 from mmlab.core.params import ParamError
+from mmlab.core.units import PAGE_BYTES
+from mmlab.kernel import cgroup
 
 from .conftest import IS_ROOT, mlocked_bytes, mmlab_processes, needs_root
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = os.sysconf("SC_PAGE_SIZE")
+PAGE = PAGE_BYTES
 MLOCKED_SLACK = 64 * PAGE  # other processes on the machine may lock or unlock a little meanwhile
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import mmlab
-from mmlab.experiments.sigkill_during_mlock import exit_ratio
 from mmlab.core.params import ParamError
+from mmlab.core.stats import measured_rows
+from mmlab.experiments.sigkill_during_mlock import exit_ratio
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts
@@ -24,7 +25,7 @@ def result():
 
 
 def measured(r):
-    return r.rows[~r.rows["warmup"]]
+    return measured_rows(r.rows)
 
 
 def test_every_child_is_ended_by_our_sigkill_before_mlock_returns(result):

@@ -3,10 +3,11 @@ import errno
 
 import pytest
 
+from mmlab.core.units import PAGE_BYTES
 from mmlab.kernel import libc, procfs
 
 N = 64
-LEN = N * libc.PAGE_SIZE
+LEN = N * PAGE_BYTES
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_mlock2_onfault_locks_the_range_but_populates_nothing(region):
     libc.mlock2(region, LEN, libc.MLOCK_ONFAULT)
     assert vmlck() - before == LEN
     assert libc.resident_pages(region, LEN) == 0
-    libc.madvise(region, 8 * libc.PAGE_SIZE, libc.MADV_POPULATE_WRITE)
+    libc.madvise(region, 8 * PAGE_BYTES, libc.MADV_POPULATE_WRITE)
     assert libc.resident_pages(region, LEN) == 8
     libc.munlock(region, LEN)
 
@@ -49,7 +50,7 @@ def test_munmap_of_a_locked_region_drops_vmlck(region):
 
 def test_errno_becomes_oserror_naming_the_call():
     with pytest.raises(OSError) as e:
-        libc.mlock(0x1000, libc.PAGE_SIZE)  # nothing is mapped at the first pages
+        libc.mlock(0x1000, PAGE_BYTES)  # nothing is mapped at the first pages
     assert e.value.errno == errno.ENOMEM and str(e.value).startswith("[Errno 12] mlock(")
 
 
@@ -79,7 +80,7 @@ def test_populate_read_maps_zero_page_and_populate_write_allocates(region):
     libc.madvise(region, LEN, libc.MADV_POPULATE_WRITE)
     rss2 = procfs.status()["RssAnon"]
     assert rss1 - rss0 < LEN // 2
-    assert rss2 - rss1 >= LEN - 4 * libc.PAGE_SIZE
+    assert rss2 - rss1 >= LEN - 4 * PAGE_BYTES
 
 
 def test_getrusage_counts_minor_faults_of_a_write_loop(region):

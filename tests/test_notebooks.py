@@ -6,8 +6,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmlab.study import runner
-
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.notebook
 

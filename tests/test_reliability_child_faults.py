@@ -14,11 +14,25 @@ import time
 import pytest
 
 from mmlab import experiments
-from mmlab.kernel.child import Child, ChildDied, ChildTimeout
 from mmlab.experiments import ExperimentFailed
+from mmlab.kernel.child import Child, ChildDied, ChildTimeout
 from tests.conftest_reliability import (
-    SEED, TAG_ENV, assert_mlocked_back, assert_no_cgroups, assert_no_processes, children_of, cli_args,
-    earlier_run, experiment_names, mlocked, new_tag, one_line_error, start_mmlab, stop, tiny, wait_until,
+    SEED,
+    TAG_ENV,
+    assert_mlocked_back,
+    assert_no_cgroups,
+    assert_no_processes,
+    children_of,
+    cli_args,
+    earlier_run,
+    experiment_names,
+    mlocked,
+    new_tag,
+    one_line_error,
+    start_mmlab,
+    stop,
+    tiny,
+    wait_until,
 )
 
 pytestmark = pytest.mark.reliability

@@ -14,11 +14,21 @@ import time
 
 import pytest
 
-from mmlab.kernel import machine_lock
 from mmlab.core import store
+from mmlab.kernel import machine_lock
 from tests.conftest_reliability import (
-    PYTHON, ROOT, children_of, cli_args, mmlab_env, new_tag, one_line_error, scenario_names, start_mmlab,
-    stop, tiny, wait_until,
+    PYTHON,
+    ROOT,
+    children_of,
+    cli_args,
+    mmlab_env,
+    new_tag,
+    one_line_error,
+    scenario_names,
+    start_mmlab,
+    stop,
+    tiny,
+    wait_until,
 )
 
 pytestmark = pytest.mark.reliability

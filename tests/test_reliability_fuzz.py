@@ -24,7 +24,15 @@ from mmlab import cli, experiments
 from mmlab.core import store
 from mmlab.core.params import ParamError
 from tests.conftest_reliability import (
-    PYTHON, ROOT, children_of, experiment_names, mmlab_env, new_tag, one_line_error, scenario_names, tagged_pids,
+    PYTHON,
+    ROOT,
+    children_of,
+    experiment_names,
+    mmlab_env,
+    new_tag,
+    one_line_error,
+    scenario_names,
+    tagged_pids,
 )
 
 pytestmark = pytest.mark.reliability

@@ -19,9 +19,27 @@ import pytest
 
 from tests.conftest import needs_root
 from tests.conftest_reliability import (
-    PYTHON, ROOT, SEED, RunsSnapshot, assert_mlocked_back, assert_no_cgroups, assert_no_processes, children_of,
-    cli_args, cmdline, earlier_run, experiment_names, mlocked, mmlab_cgroups, mmlab_env, new_tag, start_mmlab,
-    stop, tiny, vmlck_bytes, wait_until,
+    PYTHON,
+    ROOT,
+    SEED,
+    RunsSnapshot,
+    assert_mlocked_back,
+    assert_no_cgroups,
+    assert_no_processes,
+    children_of,
+    cli_args,
+    cmdline,
+    earlier_run,
+    experiment_names,
+    mlocked,
+    mmlab_cgroups,
+    mmlab_env,
+    new_tag,
+    start_mmlab,
+    stop,
+    tiny,
+    vmlck_bytes,
+    wait_until,
 )
 
 pytestmark = pytest.mark.reliability

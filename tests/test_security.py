@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mmlab
-from mmlab.kernel import cgroup, machine_lock
 from mmlab.core import store
+from mmlab.kernel import cgroup, machine_lock
 from tests.conftest import needs_root
 from tests.conftest_reliability import PYTHON, ROOT, earlier_run, mmlab_env, new_tag, one_line_error, scenario_names
 

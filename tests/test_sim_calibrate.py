@@ -3,10 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim.calibrate import calibrate_from_runs, nnls
 from mmlab.sim.profile import Profile, desktop_2009, reference
 
-PAGE = 4096
+PAGE = PAGE_BYTES
 TRUE = {"populate_mlock_ns": 900.0, "munlock_present_ns": 120.0, "zap_present_ns": 200.0, "zap_munlock_ns": 90.0,
         "exit_base_s": 0.002, "empty_table_ns": 40.0, "munlock_call_s": 6e-6, "oom_kill_s": 0.003}
 REPLAY_FAULT_NS = 1500.0  # the replay's own per-page cost: calibration must not use it (validation rows)
@@ -124,6 +125,19 @@ def test_main_calibrate_with_an_empty_store_saves_the_prior_to_the_given_path(tm
     prof, path = __import__("mmlab.sim.calibrate", fromlist=["x"]).main_calibrate(tmp_path / "host.json")
     assert path.exists() and Profile.load(path).costs == prof.costs
     assert "fault_zero_ns" in capsys.readouterr().out
+
+
+def test_calibrate_keeps_this_hosts_profile_with_the_runs_not_in_the_tracked_reference(isolated_store):
+    """Without --out the host's profile goes into the (git-ignored) runs folder, and the `host` profile
+    that notebooks name is loaded from there; data/reference keeps only the shipped reference."""
+    from mmlab.core import paths
+    from mmlab.sim.calibrate import main_calibrate
+    from mmlab.sim.profile import by_name
+
+    before = sorted(paths.REFERENCE_DIR.iterdir())
+    prof, path = main_calibrate()
+    assert path.parent == isolated_store and sorted(paths.REFERENCE_DIR.iterdir()) == before
+    assert by_name("host").costs == prof.costs
 
 
 def saved_without(tmp_path, profile: Profile, cost: str) -> Profile:

@@ -95,7 +95,7 @@ def pages(site, browser):
         seen.add(url)
         v = visit(browser, url)
         out[url] = v
-        for raw, resolved in v["links"]:
+        for _raw, resolved in v["links"]:
             target = urlparse(resolved)
             if target.scheme == "file" and target.path.endswith(".html") and Path(unquote(target.path)).exists():
                 todo.append(f"file://{target.path}")

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from mmlab.study import stats
+from mmlab.core import stats
 
 
 def _runs(a_values, b_values, metric="kill_to_reap_s"):
@@ -68,6 +68,15 @@ def test_wide_table_shows_the_change_in_percent_between_stars():
     cell = w.loc[("sigkill-during-mlock.kill_to_reap_s", "median"), "B"]
     assert cell.count("*") == 2 and ("+19" in cell or "+20" in cell)
     assert "(  0.00%)" in w.loc[("sigkill-during-mlock.kill_to_reap_s", "median"), "A"]
+
+
+def test_rows_without_a_warmup_value_count_as_measured():
+    """Simulated rows stored beside real ones have no `warmup` (NaN after a concat): they are measured;
+    only rows flagged True are warm-ups, in every filter that uses measured_rows."""
+    real = pd.DataFrame({"t": [9.0, 1.0], "warmup": [True, False]})
+    both = pd.concat([real, pd.DataFrame({"t": [2.0]})], ignore_index=True)
+    assert stats.measured_rows(both)["t"].tolist() == [1.0, 2.0]
+    assert stats.summary(both.assign(g=1), ["g"], ["t"])["n"].item() == 2
 
 
 def test_summary_keeps_its_columns_and_excludes_warmups():

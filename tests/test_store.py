@@ -1,5 +1,6 @@
 import json
 import warnings
+from datetime import UTC
 
 import pandas as pd
 import pytest
@@ -71,7 +72,7 @@ def test_corrupt_run_is_skipped_with_a_warning_naming_it(isolated_store):
 
 
 def test_run_id_is_utc_time_and_host_tag():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    rid = store.new_run_id(datetime(2026, 11, 26, 7, 8, 9, 123000, tzinfo=timezone.utc), "myhost")
+    rid = store.new_run_id(datetime(2026, 11, 26, 7, 8, 9, 123000, tzinfo=UTC), "myhost")
     assert rid == f"20261126T070809.123Z-{store.host_tag('myhost')}"

@@ -1,1 +1,4 @@
-"""The common currency of every layer: units, validated parameters, the project's folders, the results store."""
+"""The common currency of every layer: units, validated parameters, the error tree, statistics on tidy
+rows, the project's folders and the results store."""
+
+__version__ = "0.1.0"

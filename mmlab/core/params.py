@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, ClassVar, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
-from mmlab.core.units import format_bytes, parse_bytes, parse_seconds
+from mmlab.core.errors import MmlabError
+from mmlab.core.units import PAGE_BYTES, format_bytes, parse_bytes, parse_seconds
 
 T = TypeVar("T", bound="Params")
 
 
-class ParamError(ValueError):
-    """A parameter value outside what is allowed; `str()` is one line for the user."""
+class ParamError(MmlabError, ValueError):
+    """A parameter value outside what is allowed; `str()` is one line for the user (exit code 2)."""
+
+    exit_code = 2
 
     def __init__(self, name: str, value: object, allowed: str, problem: str | None = None):
         self.name, self.value, self.allowed = name, value, allowed
-        shown = repr(value) if not isinstance(value, str) else repr(value)
         problem = problem or "is not allowed"
         label = name if isinstance(name, str) and name.isprintable() and name.strip() == name and name else repr(name)  # issue 6: one line
-        super().__init__(f"parameter {label}: {shown} {problem}; allowed: {allowed}")
+        super().__init__(f"parameter {label}: {value!r} {problem}; allowed: {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +70,11 @@ def _field(default: Any, spec: Spec) -> Any:
     return dataclasses.field(default=default, metadata={"spec": spec})
 
 
-def size(default: int | str, help: str, lo: int = 4096, hi: int = 1 << 50) -> Any:
+def size(default: int | str, help: str, lo: int = PAGE_BYTES, hi: int = 1 << 50) -> Any:
     return _field(parse_bytes(default), Spec("size", help, "bytes", lo, hi))
 
 
-def sizes(default: Sequence[int | str], help: str, lo: int = 4096, hi: int = 1 << 50) -> Any:
+def sizes(default: Sequence[int | str], help: str, lo: int = PAGE_BYTES, hi: int = 1 << 50) -> Any:
     return _field(tuple(parse_bytes(d) for d in default), Spec("sizes", help, "bytes", lo, hi))
 
 

@@ -10,20 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
 from mmlab.core import paths
 
 RUN_JSON = "run.json"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # issue 6
 
 
 def host_tag(hostname: str | None = None) -> str:
@@ -32,7 +30,7 @@ def host_tag(hostname: str | None = None) -> str:
 
 
 def new_run_id(now: datetime | None = None, hostname: str | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{host_tag(hostname)}"
 
 
@@ -59,7 +57,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
     try:
         for name, df in results.items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
-        meta = {"run_id": run_id, "created_utc": datetime.now(timezone.utc).isoformat(),
+        meta = {"run_id": run_id, "created_utc": datetime.now(UTC).isoformat(),
                 "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
         with open(tmp / RUN_JSON, "w") as f:
             json.dump(meta, f, indent=1, default=_json_default)
@@ -126,8 +124,8 @@ def flatten_env(env: Mapping[str, object]) -> dict[str, object]:
 
 def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     meta = json.loads((run_dir / RUN_JSON).read_text())
-    # issue 6: experiment names from a (possibly foreign) run.json are plain names, never paths
-    bad = [n for n in meta["experiments"] if not isinstance(n, str) or not _SAFE_NAME.fullmatch(n)]
+    # experiment names from a (possibly foreign) run.json become file names: plain names, never paths
+    bad = [n for n in meta["experiments"] if not paths.is_plain_name(n)]
     if bad:
         raise ValueError(f"run.json lists experiment names that are not plain names: {bad[:3]!r}")
     frames = {name: pd.read_parquet(run_dir / f"{name}.parquet") for name in meta["experiments"]}
@@ -151,7 +149,7 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
     for d in dirs:
         try:
             meta, dfs = read_run(d)
-        except Exception as e:  # noqa: BLE001 - any unreadable folder is skipped, named
+        except Exception as e:  # any unreadable folder is skipped, named
             warnings.warn(f"skipping run folder {d}: {type(e).__name__}: {e}", stacklevel=2)
             continue
         envcols = flatten_env(meta.get("env", {})) if with_env else {}
@@ -182,7 +180,7 @@ def runs_table(runs_dir: Path | None = None) -> pd.DataFrame:
     for d in run_dirs(runs_dir):
         try:
             meta = json.loads((d / RUN_JSON).read_text())
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             warnings.warn(f"skipping run folder {d}: {e}", stacklevel=2)
             continue
         env = meta.get("env", {})

@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 import re
 
-PAGE_BYTES = 4096  # the kernel-history figures are in 4 KiB pages; the real page size is read by env
+# The base page mmlab counts in: 4 KiB, as on x86-64 and in the kernel-history figures. env records the
+# running kernel's page size; real experiments refuse to run where it differs.
+PAGE_BYTES = 4096
 
 _UNITS = {
     "": 1, "b": 1,

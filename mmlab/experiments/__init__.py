@@ -6,9 +6,11 @@ stays cheap and the child processes import nothing heavy.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError, Params
 from mmlab.kernel.safety import Skipped
 
@@ -33,14 +35,19 @@ class Experiment:
     name: str
     description: str
     Params: type[Params]
-    run: Callable[..., "pd.DataFrame"]  # run(params, progress=True) -> tidy rows
+    run: Callable[..., pd.DataFrame]  # run(params, progress=True) -> tidy rows
     needs_cgroup: bool = False
     cgroup_optional: bool = False  # parts need a cgroup; without one those parts are skipped
 
     def availability(self) -> tuple[bool, str]:
         """Whether it can run here, and if not why (also shown by `mmlab env`)."""
+        import os
+
+        from mmlab.core.units import PAGE_BYTES
         from mmlab.kernel import cgroup, safety
 
+        if os.sysconf("SC_PAGE_SIZE") != PAGE_BYTES:
+            return False, f"the kernel's page size is {os.sysconf('SC_PAGE_SIZE')} bytes; mmlab counts {PAGE_BYTES}-byte pages"
         reasons = []
         if not safety.has_cap_ipc_lock():
             soft, _ = safety.memlock_rlimit()
@@ -60,6 +67,15 @@ def names() -> list[str]:
     return list(MODULES)
 
 
+def availability() -> dict[str, dict]:
+    """Per experiment whether it can run on this machine and why: stored with the environment."""
+    out = {}
+    for name in names():
+        ok, why = get(name).availability()
+        out[name] = {"can_run": ok, "detail": why}
+    return out
+
+
 def get(name: str) -> Experiment:
     if name not in MODULES:
         raise ParamError("experiment", name, ", ".join(MODULES), "is not an experiment")
@@ -72,7 +88,7 @@ class Result:
 
     name: str
     params: Params
-    rows: "pd.DataFrame"
+    rows: pd.DataFrame
     run_dir: Any = None
     skipped: str | None = None
 
@@ -82,8 +98,8 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     """Validate `values` (and keyword parameters), run the experiment in child processes, store the rows."""
     import pandas as pd
 
-    from mmlab.kernel import env
     from mmlab.core import store
+    from mmlab.kernel import env
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})
@@ -106,12 +122,12 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     # does not survive Parquet, so they go in run.json and come back as load().attrs["skipped_parts"]
     parts = {str(k): str(v) for k, v in (rows.attrs.get("skipped") or {}).items()}
     extra = {"skipped_parts": {name: parts}} if parts else None
-    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(experiments=False), extra=extra) if save else None
+    run_dir = store.save({name: rows}, {name: params.to_dict()}, env.capture(), extra=extra) if save else None
     return Result(name, params, rows, run_dir)
 
 
 # --- issue 6 (reliability) -------------------------------------------------------------------------
-class ExperimentFailed(RuntimeError):
+class ExperimentFailed(MmlabError, RuntimeError):
     """A real experiment stopped because a child hung, exited early or was killed by something else;
     the one-line message names the experiment and what happened. Nothing of the run is stored."""
 

@@ -1,8 +1,8 @@
 """What every real experiment shares: the repeat/warm-up/guard parameters and the row bookkeeping."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from mmlab.core import params as p
 from mmlab.kernel import procfs

@@ -16,10 +16,11 @@ import select
 import signal
 import time
 
+from mmlab.core.units import PAGE_BYTES
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildTimeout
 
-PAGE = libc.PAGE_SIZE
+PAGE = PAGE_BYTES
 _LOW_BIT = bytes(i & 1 for i in range(256))
 FAULT_METHODS = ("auto", "populate-write", "write-loop")
 
@@ -87,7 +88,7 @@ class RssProbe:
         if fd >= 0:
             os.close(fd)
 
-    def __enter__(self) -> "RssProbe":
+    def __enter__(self) -> RssProbe:
         return self
 
     def __exit__(self, *exc) -> None:

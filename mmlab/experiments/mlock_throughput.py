@@ -14,19 +14,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
+from mmlab.kernel import libc
+from mmlab.kernel.child import Child
 
 MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 
 
 @dataclass(frozen=True)
 class MlockThroughputParams(RealParams):
-    sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=4096, hi=1 << 40)
+    sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=PAGE_BYTES, hi=1 << 40)
     mappings: tuple = p.choices(["anon-private"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
     settle_s: float = settle_s_field()  # issue 4.5
 

@@ -22,13 +22,13 @@ import errno
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child, ChildError
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child, ChildError
 
 NAME = "munlock-partial"
 CHILD = "mmlab.experiments.munlock_partial:child_main"
@@ -192,10 +192,11 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: munlock() of an untouched VMA, cost per populated page
     for each variant, and skipped variants."""
+    from mmlab.core.stats import measured_rows
     from mmlab.core.units import format_bytes
 
     lines = []
-    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    d = measured_rows(rows)
     for variant, g in (d.groupby("variant", sort=False) if len(d) else []):
         empty = g[g["populated_bytes"] == 0]
         if len(empty):

@@ -19,14 +19,14 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
-from mmlab.kernel.safety import Skipped
 from mmlab.core.units import format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child
+from mmlab.kernel.safety import Skipped
 
 NAME = "oom-kill"
 VICTIM = "mmlab.experiments.oom_kill:victim_main"
@@ -201,7 +201,9 @@ def run(params: OomParams, progress: bool = True):
 def outcome(rows) -> dict:
     """What happened across repeats (warm-ups excluded): victims killed (and by which signal), bystanders
     alive with memory intact, and the group's OOM-kill count per repeat."""
-    d = rows[~rows["warmup"].astype(bool)] if "warmup" in rows else rows
+    from mmlab.core.stats import measured_rows
+
+    d = measured_rows(rows)
     v = d[d["role"] == "victim"]
     b = d[d["role"] == "bystander"]
     return {"repeats": int(d["repeat"].nunique()), "victims": len(v), "victims_killed": int((~v["survived"].astype(bool)).sum()),
@@ -223,8 +225,10 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: who was killed, by which signal, after how long, and
     whether the bystanders survived with their memory intact."""
+    from mmlab.core.stats import measured_rows
+
     o = outcome(rows)
-    d = rows[~rows["warmup"].astype(bool)]
+    d = measured_rows(rows)
     v = d[d["role"] == "victim"]
     sig = ", ".join(str(s) for s in o["victim_signals"]) or "none"
     lines = [f"- The victim was killed in {o['victims_killed']} of {o['victims']} repeats (signal {sig}), "

@@ -24,14 +24,23 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc, procfs
 from mmlab.core import params as p
-from mmlab.kernel.child import Child, ChildDied, ChildError
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions, settle, settle_s_field
-from mmlab.experiments.cut_short import (FAULT_METHODS, errno_name, hierarchy, kill_timed, map_anon, next_event, populate,
-                        resident_bytes, term_signal)
+from mmlab.experiments.cut_short import (
+    FAULT_METHODS,
+    errno_name,
+    hierarchy,
+    kill_timed,
+    map_anon,
+    next_event,
+    populate,
+    resident_bytes,
+    term_signal,
+)
+from mmlab.kernel import cgroup, libc, procfs
+from mmlab.kernel.child import Child, ChildDied, ChildError
 
 NAME = "prepatch-replay"
 CHILD = "mmlab.experiments.prepatch_replay:child_main"
@@ -236,10 +245,11 @@ EXPERIMENT = Experiment(
 def findings(rows) -> str:
     """Markdown sentences built from the rows: the replayed exit beside the modern one, the cost per
     faulted page, what each cgroup setting met, and skipped settings."""
+    from mmlab.core.stats import measured_rows
     from mmlab.core.units import format_bytes
 
     lines = []
-    d = rows[~rows["warmup"].astype(bool)] if len(rows) else rows
+    d = measured_rows(rows)
     free = d[d["setting"] == "free"] if len(d) else d
     for vma, g in (free.groupby("vma_bytes") if len(free) else []):
         rep, mod = g["replay_s"].median(), g["modern_kill_to_reap_s"].median() if "modern_kill_to_reap_s" in g else float("nan")

@@ -15,13 +15,13 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from mmlab.kernel import cgroup, libc
 from mmlab.core import params as p
-from mmlab.kernel.child import Child
 from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
+from mmlab.kernel import cgroup, libc
+from mmlab.kernel.child import Child
 
 NAME = "sigkill-during-mlock"
 CHILD = "mmlab.experiments.sigkill_during_mlock:child_main"
@@ -131,7 +131,9 @@ def exit_ratio(rows, small_vma: int | None = None, large_vma: int | None = None)
     (warm-ups excluded). Near 1 means the exit follows the populated pages, not the VMA."""
     import pandas as pd
 
-    d = rows[~rows["warmup"].astype(bool)] if "warmup" in rows else rows
+    from mmlab.core.stats import measured_rows
+
+    d = measured_rows(rows)
     small = small_vma or int(d["vma_bytes"].min())
     large = large_vma or int(d["vma_bytes"].max())
     out = []
@@ -171,7 +173,9 @@ def findings(rows, tolerance: float = 1.5) -> str:
                "follows the populated pages, not the VMA size." if ok else
                f"Not every ratio is within {tolerance}x (largest {worst:.2f}): here the exit does not follow the "
                "populated pages alone.")
-    d = rows[~rows["warmup"].astype(bool)]
+    from mmlab.core.stats import measured_rows
+
+    d = measured_rows(rows)
     drift = (d["sys_mlocked_after_bytes"] - d["sys_mlocked_before_bytes"]).abs().max() / PAGE_BYTES
     return "\n".join(lines + ["", verdict,
                               f"System Mlocked after each exit was back within {drift:.0f} pages of before."])

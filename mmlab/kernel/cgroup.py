@@ -14,10 +14,11 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
+from mmlab.core.errors import MmlabError
 from mmlab.kernel.procfs import parse_flat_keyed
 
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
@@ -25,7 +26,7 @@ NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # issue 6: used with
 _seq = itertools.count()
 
 
-class CgroupUnavailable(RuntimeError):
+class CgroupUnavailable(MmlabError, RuntimeError):
     """No memory cgroup can be made here; the message says why."""
 
 

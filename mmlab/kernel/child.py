@@ -18,8 +18,10 @@ import sys
 import time
 from typing import Any
 
+from mmlab.core.errors import MmlabError
 
-class ChildError(RuntimeError):
+
+class ChildError(MmlabError, RuntimeError):
     """The child failed, died or hung; the message says which and what it last reported.
 
     `fault` names the kind for rows and messages: error (the child reported an exception), hung (silent
@@ -98,7 +100,7 @@ class Child:
         self.returncode: int | None = None
         self.signals_sent: set[int] = set()
 
-    def start(self) -> "Child":
+    def start(self) -> Child:
         env = dict(os.environ, MMLAB_PARENT_PID=str(os.getpid()), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mmlab.kernel.child", self.target, json.dumps(self.args)],
@@ -112,7 +114,7 @@ class Child:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -176,7 +178,7 @@ class Child:
             self.returncode = rc
             raise self._died(rc) from None
 
-    def _died(self, rc: int) -> "ChildDied":
+    def _died(self, rc: int) -> ChildDied:
         """ChildDied for a child found dead: killed by a signal mmlab sent or not, or exited early."""
         ours = rc < 0 and -rc in self.signals_sent
         how = (f"was killed by {describe_status(rc)}" + (" (sent by mmlab)" if ours else

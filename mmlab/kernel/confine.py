@@ -7,14 +7,11 @@ the check, so a link inside the project pointing out of it is refused too.
 """
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mmlab.core import paths
 from mmlab.core.params import ParamError
-
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def project_roots() -> list[Path]:
@@ -24,7 +21,7 @@ def project_roots() -> list[Path]:
 
 def safe_name(param: str, value: object) -> str:
     """A single folder or file name: letters, digits, `._+-`, not starting with a dot, at most 128."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or value.endswith(".incomplete"):
+    if not paths.is_plain_name(value) or value.endswith(".incomplete"):
         raise ParamError(param, value, "a plain name of letters, digits and ._+- (no / or .., not hidden, "
                                        "at most 128 characters)", "is not a safe name")
     return value

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from mmlab import __version__
-from mmlab.kernel import cgroup, procfs, safety
-from mmlab.core import paths
+from mmlab.core import __version__, paths
 from mmlab.core.store import host_tag
+from mmlab.kernel import cgroup, procfs, safety
 
 
 def _read(path: str | Path, default: str = "") -> str:
@@ -82,8 +81,9 @@ def git_commit(root: Path = paths.PROJECT_DIR) -> str | None:
     return head[:12] or None
 
 
-def capture(experiments: bool = True) -> dict:
-    """The facts a result depends on; with experiments=True also whether each real experiment can run."""
+def capture(experiments: Mapping[str, dict] | None = None) -> dict:
+    """The facts a result depends on. `experiments`, where the caller has it (the registry's
+    `availability()`, which sits above this layer), is stored too: whether each real experiment can run here."""
     uname = os.uname()
     mem = procfs.meminfo()
     soft, hard = safety.memlock_rlimit()
@@ -118,12 +118,7 @@ def capture(experiments: bool = True) -> dict:
         "hostname_hash_only": True,
     }
     if experiments:
-        from mmlab import experiments as ex
-
-        env["experiments"] = {}
-        for name in ex.names():
-            ok, why = ex.get(name).availability()
-            env["experiments"][name] = {"can_run": ok, "detail": why}
+        env["experiments"] = dict(experiments)
     return env
 
 

@@ -11,7 +11,9 @@ import ctypes.util
 import errno as _errno
 import os
 import platform
-from typing import Callable
+from collections.abc import Callable
+
+from mmlab.core.units import PAGE_BYTES
 
 # --- constants, as the kernel spells them -------------------------------------------------------
 PROT_NONE, PROT_READ, PROT_WRITE = 0x0, 0x1, 0x2
@@ -35,8 +37,6 @@ RUSAGE_SELF, RUSAGE_CHILDREN = 0, -1
 
 # mlock2 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl; include/uapi/asm-generic/unistd.h)
 SYS_mlock2 = {"x86_64": 325, "aarch64": 284, "i686": 376, "i386": 376}.get(platform.machine())
-
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -131,7 +131,7 @@ def madvise(addr: int, length: int, advice: int) -> None:
 
 def mincore(addr: int, length: int) -> bytes:
     """One byte per page; bit 0 set where the page is resident."""
-    n = -(-length // PAGE_SIZE)
+    n = -(-length // PAGE_BYTES)
     vec = (ctypes.c_ubyte * n)()
     _check("mincore", _mincore, addr, length, vec)
     return bytes(vec)
@@ -153,7 +153,7 @@ def set_pdeathsig(sig: int) -> None:
     _check("prctl", _prctl, PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
-def touch(addr: int, length: int, stride: int = PAGE_SIZE) -> None:
+def touch(addr: int, length: int, stride: int = PAGE_BYTES) -> None:
     """Write one byte in every page, from user space: the plain write-loop fault path."""
     buf = (ctypes.c_char * 1)
     for off in range(0, length, stride):

@@ -27,16 +27,22 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+
+from mmlab.core.errors import MmlabError
 
 DEFAULT_WAIT_S = 120.0
 POLL_S = 0.05
 
 
-class MachineBusy(RuntimeError):
-    """Another process holds the machine lock for real experiments; the message names it (one line)."""
+class MachineBusy(MmlabError, RuntimeError):
+    """Another process holds the machine lock for real experiments; the message names it (one line).
+    Exit code 75, EX_TEMPFAIL of sysexits.h: try again later."""
+
+    exit_code = 75
+    label = "busy"
 
 
 @dataclass(frozen=True)

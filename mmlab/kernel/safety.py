@@ -10,9 +10,10 @@ import os
 import resource
 from dataclasses import dataclass
 
-from mmlab.kernel import procfs
+from mmlab.core.errors import MmlabError
 from mmlab.core.params import ParamError
 from mmlab.core.units import format_bytes
+from mmlab.kernel import procfs
 
 DEFAULT_LOCK_SHARE = float(os.environ.get("MMLAB_LOCK_SHARE", "0.25"))
 CAP_IPC_LOCK = 14  # include/uapi/linux/capability.h
@@ -22,8 +23,11 @@ class SizesDropped(UserWarning):
     """Some requested sizes exceed RLIMIT_MEMLOCK (no CAP_IPC_LOCK) and are not run; the rest are."""
 
 
-class Skipped(Exception):
-    """The experiment cannot run here; the message is the reason shown in reports."""
+class Skipped(MmlabError):
+    """The experiment cannot run here; the message is the reason shown in reports. Not a failure: exit 0."""
+
+    exit_code = 0
+    label = "skipped"
 
 
 def parse_cap_eff(status_text: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import file_mapping, munlock_partial, oom, sigkill
 from mmlab.sim.eras import ERAS, era_for
 from mmlab.sim.profile import Profile
@@ -41,7 +42,7 @@ def bench(points: int = 10_000, repeat: int = 5) -> dict[str, float]:
 
     def sweep():
         for era, sz, frac in grid:
-            pages = sz // 4096
+            pages = sz // PAGE_BYTES
             sigkill.run(era, prof, pages, int(pages * frac))
     sweep_s = _timed(sweep)
     out = {"single_1TiB_s": single, "sweep_points": points, "sweep_s": sweep_s}

@@ -12,7 +12,7 @@ from enum import Enum
 PTRS_PER_PTE = 512  # x86-64: one page table maps 512 pages = 2 MiB
 
 
-class State(str, Enum):
+class State(str, Enum):  # noqa: UP042 - str() of a member must stay "State.ABSENT"
     ABSENT = "absent"
     PRESENT = "present"
     LOCKED = "locked"
@@ -69,7 +69,7 @@ class Vma(_Counts):
             object.__setattr__(self, "runs", (Run(0, self.pages, State.ABSENT),) if self.pages else ())
 
     @classmethod
-    def prefix(cls, pages: int, populated: int, state: State = State.LOCKED, **flags) -> "Vma":
+    def prefix(cls, pages: int, populated: int, state: State = State.LOCKED, **flags) -> Vma:
         """A VMA whose first `populated` pages are in `state` and the rest absent: how mlock leaves a
         range when a fatal signal stops __get_user_pages part-way (it populates in address order)."""
         populated = max(0, min(populated, pages))
@@ -104,10 +104,10 @@ class Vma(_Counts):
         touched = any(r.state is not State.ABSENT and (r.end - 1) // PTRS_PER_PTE >= last_block for r in self.runs)
         return (PTRS_PER_PTE - self.pages % PTRS_PER_PTE) if touched else 0
 
-    def with_all(self, state: State) -> "Vma":
+    def with_all(self, state: State) -> Vma:
         return dataclasses.replace(self, runs=(Run(0, self.pages, state),) if self.pages else ())
 
-    def unlocked(self) -> "Vma":
+    def unlocked(self) -> Vma:
         """VM_LOCKED cleared and every LOCKED run made PRESENT (after a munlock pass)."""
         runs = tuple(Run(r.start, r.pages, State.PRESENT if r.state is State.LOCKED else r.state) for r in self.runs)
         return dataclasses.replace(self, locked=False, runs=runs)
@@ -147,5 +147,5 @@ class Strided(_Counts):
             covered -= PTRS_PER_PTE - self.pages % PTRS_PER_PTE
         return max(0, covered - self.present)
 
-    def unlocked(self) -> "Strided":
+    def unlocked(self) -> Strided:
         return dataclasses.replace(self, locked=False, state=State.PRESENT)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmlab.study.stats import bootstrap_ci
+from mmlab.core.stats import bootstrap_ci, measured_rows
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim.address_space import State, Vma
 from mmlab.sim.eras import empty_pmds_walked
@@ -86,9 +86,7 @@ def _rows(df: pd.DataFrame, experiment: str, method: str = "real") -> pd.DataFra
     if df is None or df.empty or "experiment" not in df:
         return pd.DataFrame()
     d = df[(df["experiment"] == experiment) & (df.get("method", method) == method)]
-    if "warmup" in d:
-        d = d[~d["warmup"].fillna(False).astype(bool)]
-    return d
+    return measured_rows(d)
 
 
 def munlock_design(vma_bytes: Sequence[float], populated_bytes: Sequence[float]) -> np.ndarray:
@@ -180,9 +178,8 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
 
 
 def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
-    """The CLI edge: read every stored run, fit, save to data/reference/profile-<host>.json (or out_path), print."""
-    from mmlab import load
-    from mmlab.core.store import host_tag
+    """The CLI edge: read every stored run, fit, save to <runs folder>/profile-<host>.json (or out_path), print."""
+    from mmlab.core.store import host_tag, load
 
     df = load()
     real = df[df["method"].isin(["real", "replay"])] if "method" in df else df

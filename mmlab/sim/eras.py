@@ -28,7 +28,7 @@ class Work:
     zero_page: int = 0  # addresses answered with ZERO_PAGE (no fault, no allocation)
     limit_hit: bool = False  # an allocation failed at a memory cgroup's limit (room_pages ran out)
 
-    def __iadd__(self, other: "Work") -> "Work":
+    def __iadd__(self, other: Work) -> Work:
         self.counts.update(other.counts)
         self.faulted += other.faulted
         self.allocated += other.allocated

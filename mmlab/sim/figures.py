@@ -1,25 +1,19 @@
 """Figures for notebooks 06 and 07: seaborn on the tidy simulation and validation tables."""
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
-matplotlib.rcParams.setdefault("figure.dpi", 100)
+from mmlab.core.figure import pyplot
+
 ERA_ORDER = ["2.6.31", "2.6.32", "3.12", "5.18"]
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     """Simulated kill-to-reap seconds against `x`, one line per era, the profile's interval as a band."""
     import seaborn as sns
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     d = df.copy()
     xs = d[x] / (1 << 30) if x.endswith("_bytes") else d[x]
@@ -42,7 +36,7 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
 
 def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
     """Free memory and the victim's RSS over time, one panel per kernel, OOM kills marked and labelled."""
-    plt = _plt()
+    plt = pyplot()
     kernels = list(dict.fromkeys(tl["kernel"]))
     fig, axes = plt.subplots(1, len(kernels), figsize=(4.2 * len(kernels), 3.8), sharey=True, squeeze=False)
     for ax, k in zip(axes[0], kernels):
@@ -67,12 +61,12 @@ def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
 
 def exit_by_era(df: pd.DataFrame, title: str):
     """Bar per era of simulated kill-to-reap seconds with the profile's interval (the explorer's figure)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     d = df.set_index("era").reindex([e for e in ERA_ORDER if e in set(df.era)])
     err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
     ax.bar(d.index, d.exit_s, yerr=err, capsize=4, color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
-    for i, (era, r) in enumerate(d.iterrows()):
+    for i, (_era, r) in enumerate(d.iterrows()):
         ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
                     va="bottom", fontsize=8)
     ax.set_yscale("log")
@@ -83,7 +77,7 @@ def exit_by_era(df: pd.DataFrame, title: str):
 
 def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
     """sim/real ratio per sweep point with its interval; the target band shaded."""
-    plt = _plt()
+    plt = pyplot()
     comps = list(dict.fromkeys(table.comparison))
     fig, axes = plt.subplots(len(comps), 1, figsize=(8, 2.8 * len(comps)), squeeze=False)
     for ax, c in zip(axes[:, 0], comps):
@@ -105,7 +99,7 @@ def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
 
 def wakabayashi_bars(w: pd.DataFrame):
     """Published and simulated total times of Wakabayashi's test, before and after the patch."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     x = np.arange(len(w))
     ax.bar(x - 0.2, w.published_total_s, 0.4, label="published (2009)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 

@@ -82,7 +82,7 @@ class Profile:
             hi += n * c.hi * scale
         return v, lo, hi
 
-    def replace(self, **values: float) -> "Profile":
+    def replace(self, **values: float) -> Profile:
         """A copy with some costs set to exact values (interval collapsed): for sweeps and tests."""
         costs = dict(self.costs)
         for k, v in values.items():
@@ -103,7 +103,7 @@ class Profile:
                 "costs": {k: dataclasses.asdict(c) for k, c in self.costs.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Profile":
+    def from_dict(cls, d: Mapping) -> Profile:
         """A profile from its JSON form. A file saved before a cost existed (a host profile from an older
         mmlab) takes that cost from the shipped reference, saying so in its source; except zap_munlock_ns,
         which such a file priced as its own munlock_present_ns (its zap_present_ns was fitted on that basis)."""
@@ -126,7 +126,7 @@ class Profile:
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> "Profile":
+    def load(cls, path: Path | str) -> Profile:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
@@ -172,10 +172,11 @@ def reference() -> Profile:
 
 
 def host_path(tag: str | None = None) -> Path:
-    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname)."""
+    """Where `mmlab calibrate` saves this machine's profile (host tag, not hostname): beside the stored runs
+    it is fitted from, in the git-ignored runs folder; only the reference profile is tracked."""
     from mmlab.core.store import host_tag
 
-    return paths.REFERENCE_DIR / f"profile-{tag or host_tag()}.json"
+    return paths.runs_dir() / f"profile-{tag or host_tag()}.json"
 
 
 NAMED = ("reference", "desktop-2009", "host")

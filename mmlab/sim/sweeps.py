@@ -6,6 +6,7 @@ import dataclasses
 import pandas as pd
 
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
+from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
 from mmlab.sim.eras import era_for
 from mmlab.sim.oom import OomParams, timeline
@@ -75,7 +76,7 @@ def exit_vs_fraction(p: BeforeAfterParams) -> pd.DataFrame:
     for k in p.kernel_list:
         for f in p.populated_fractions:
             df = s.run({"kernel": k, "profile": p.profile, "vma_bytes": p.fraction_vma_bytes,
-                        "populated_bytes": int(p.fraction_vma_bytes * f) // 4096 * 4096})
+                        "populated_bytes": int(p.fraction_vma_bytes * f) // PAGE_BYTES * PAGE_BYTES})
             rows.append(df.assign(populated_fraction=f))
     return pd.concat(rows, ignore_index=True)
 
@@ -122,7 +123,7 @@ def wakabayashi_sensitivity(p: ValidationParams) -> pd.DataFrame:
     base = desktop_2009()
     rows = []
     for mb_s in p.desktop_swap_mb_s:
-        prof = base.replace(reclaim_ns=4096 / (mb_s * 1e6) * 1e9)
+        prof = base.replace(reclaim_ns=PAGE_BYTES / (mb_s * 1e6) * 1e9)
         for free in p.desktop_free_bytes:
             rows.append(wakabayashi(prof, free).assign(swap_mb_s=mb_s))
     return pd.concat(rows, ignore_index=True)

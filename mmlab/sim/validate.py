@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmlab.study.stats import bootstrap_ci
+from mmlab.core.stats import bootstrap_ci, measured_rows
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import munlock_partial, sigkill
 from mmlab.sim.address_space import State, Vma
@@ -34,9 +34,7 @@ def _real(df: pd.DataFrame, experiment: str, method: str) -> pd.DataFrame:
     if df is None or df.empty or "experiment" not in df:
         return pd.DataFrame()
     d = df[(df["experiment"] == experiment) & (df["method"] == method)]
-    if "warmup" in d:
-        d = d[~d["warmup"].fillna(False).astype(bool)]
-    return d
+    return measured_rows(d)
 
 
 def ratio_table(real: pd.DataFrame, real_col: str, simulate_row: Callable[[pd.Series], tuple[float, float, float]],

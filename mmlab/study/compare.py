@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from mmlab.core import params as p
-from mmlab.core import paths, store
-from mmlab.study import stats
+from mmlab.core import paths, stats, store
+from mmlab.core.figure import pyplot
 from mmlab.core.params import ParamError
 
 # The compared quantity of each experiment (dotted as `<experiment>.<metric>` in tables).
@@ -194,7 +194,7 @@ def main(runs: Sequence[str], as_json: bool = False, out=None) -> int:
 def figure(rows: pd.DataFrame, experiment: str, metric: str, order: Sequence[str]):
     """One metric across runs: at each point (its key values) a column of dots per run, one dot per
     repeat, with a bar at the median; log scale when all values are positive."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     d = stats.measured_rows(keyed(rows[rows["experiment"] == experiment]))
     d = d[np.isfinite(d[metric].astype(float))] if metric in d else d.iloc[0:0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmlab.study import headline
 from mmlab.core import store
+from mmlab.study import headline
 
 
 def gather(runs: str, run_missing: bool, host_tag: str | None) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -24,7 +24,7 @@ def gather(runs: str, run_missing: bool, host_tag: str | None) -> tuple[pd.DataF
             continue
         try:
             result = experiments.run(name, headline.small_run(name), progress=False)
-        except Exception as e:  # noqa: BLE001 - any reason it cannot run here is reported in the summary
+        except Exception as e:  # any reason it cannot run here is reported in the summary
             missing[name] = f"{type(e).__name__}: {e}"
             continue
         if result.skipped:

@@ -7,32 +7,36 @@ notebook does not show the default twice.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mmlab.core.units import format_bytes
+from mmlab.core.figure import pyplot
+from mmlab.core.stats import measured_rows
+from mmlab.core.units import PAGE_BYTES, format_bytes
 
 KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
 
 
 def _show(fig) -> None:
-    import matplotlib.pyplot as plt
     from IPython.display import display
 
+    plt = pyplot()
     display(fig)
     plt.close(fig)
 
 
 def explorer(draw: Callable[..., object], controls: Mapping[str, object], defaults: Mapping[str, object],
-             note: str = "") -> object:
-    """Draw `draw(**defaults)` now (the static figure), then return a box of `controls` whose changes
-    redraw below it. `controls` maps draw()'s keyword names to ipywidgets."""
+             note: str = "", draw_default: bool = True) -> object:
+    """Draw `draw(**defaults)` now (the static figure; skipped when the notebook drew it already), then
+    return a box of `controls` whose changes redraw below it. `controls` maps draw()'s keyword names to
+    ipywidgets."""
     import ipywidgets as w
     from IPython.display import Markdown, display
 
-    _show(draw(**defaults))
+    if draw_default:
+        _show(draw(**defaults))
     if note:
         display(Markdown(note))
     out = w.Output()
@@ -57,7 +61,7 @@ def sigkill_curve(vma_bytes: int, kernel: str, profile: str = "reference", steps
 
     s = sim.SCENARIOS["sigkill-during-mlock"]
     frames = [s.run({"kernel": kernel, "profile": profile, "vma_bytes": vma_bytes,
-                     "populated_bytes": int(vma_bytes * f) // 4096 * 4096})
+                     "populated_bytes": int(vma_bytes * f) // PAGE_BYTES * PAGE_BYTES})
               for f in np.linspace(0, 1, steps)]
     df = pd.concat(frames, ignore_index=True)
     df["populated_fraction"] = df["populated_bytes"] / df["vma_bytes"]
@@ -67,7 +71,7 @@ def sigkill_curve(vma_bytes: int, kernel: str, profile: str = "reference", steps
 def draw_sigkill(vma_mib: int = 1024, populated_pct: int = 25, kernel: str = "2.6.31", profile: str = "reference"):
     """Exit time after SIGKILL during mlock against the populated share, for the chosen kernel (bold)
     and the other modelled kernels (faint), the chosen point marked."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     vma = int(vma_mib) << 20
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -105,14 +109,64 @@ def sigkill_explorer(profile: str = "reference", vma_mib: int = 1024, populated_
                     note="*Default view above. With a live kernel, move a control to redraw below.*")
 
 
+def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: float = 1.0,
+                 populated_fraction: float = 0.25, writable: bool = True, mapping: str = "anon-private"):
+    """Knobs: VMA size, populated share at SIGKILL, writable, mapping; every era in `kernels` is
+    re-simulated and drawn side by side."""
+    import ipywidgets as w
+
+    from mmlab import sim
+    from mmlab.sim import figures
+
+    def draw(vma_gib, populated_fraction, writable, mapping):
+        vma = int(vma_gib * (1 << 30)) // PAGE_BYTES * PAGE_BYTES
+        rows = pd.concat([sim.SCENARIOS["sigkill-during-mlock"].run(dict(
+            kernel=k, profile=profile, vma_bytes=vma, populated_bytes=int(vma * populated_fraction) // PAGE_BYTES * PAGE_BYTES,
+            writable=writable, mapping=mapping)) for k in kernels], ignore_index=True)
+        return figures.exit_by_era(rows, f"{vma_gib:g} GiB {mapping} {'rw' if writable else 'ro'}, "
+                                         f"{populated_fraction:.0%} populated at SIGKILL")
+
+    controls = {
+        "vma_gib": w.FloatLogSlider(value=vma_gib, base=2, min=-4, max=10, step=1, description="VMA (GiB)"),
+        "populated_fraction": w.FloatSlider(value=populated_fraction, min=0, max=1, step=0.05, description="populated"),
+        "writable": w.Checkbox(value=writable, description="writable"),
+        "mapping": w.Dropdown(options=["anon-private", "file-private", "file-shared"], value=mapping, description="mapping"),
+    }
+    return explorer(draw, controls, dict(vma_gib=vma_gib, populated_fraction=populated_fraction, writable=writable,
+                                         mapping=mapping),
+                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+
+
+def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, fault_zero_us: float = 1.3,
+                         draw_default: bool = False):
+    """Knobs: the 2009 desktop's free memory, swap bandwidth and zero-fill fault cost; Wakabayashi's test
+    re-simulated on that machine (the default is the stated desktop-2009 profile)."""
+    import ipywidgets as w
+
+    from mmlab.sim import figures, validate
+    from mmlab.sim.profile import desktop_2009
+
+    def draw(free_mib, swap_mb_s, fault_zero_us):
+        prof = desktop_2009().replace(reclaim_ns=PAGE_BYTES / (swap_mb_s * 1e6) * 1e9, fault_zero_ns=fault_zero_us * 1e3)
+        return figures.wakabayashi_bars(validate.wakabayashi(prof, int(free_mib) << 20))
+
+    controls = {
+        "free_mib": w.IntSlider(value=free_mib, min=256, max=1792, step=128, description="free (MiB)"),
+        "swap_mb_s": w.FloatLogSlider(value=swap_mb_s, base=10, min=1, max=2.5, description="swap MB/s"),
+        "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="fault (us)"),
+    }
+    return explorer(draw, controls, dict(free_mib=free_mib, swap_mb_s=swap_mb_s, fault_zero_us=fault_zero_us),
+                    draw_default=draw_default)
+
+
 def draw_oom(limit_mib: int = 256, bystanders: int = 2, kernel: str = "2.6.31", profile: str = "reference",
              bystander_mib: int = 32):
     """Free memory over time in a simulated OOM: a victim mlocks twice the memory limit beside
     `bystanders`; kills marked; title says the outcome."""
-    import matplotlib.pyplot as plt
-
     from mmlab import sim
     from mmlab.sim import oom
+
+    plt = pyplot()
 
     limit, byb = int(limit_mib) << 20, int(bystander_mib) << 20
     free = max(limit - bystanders * byb, 8 << 20)
@@ -167,10 +221,7 @@ def filtered(rows: pd.DataFrame, choices: Mapping[str, object]) -> pd.DataFrame:
 
 def draw_measured(rows: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", **choices):
     """Measured rows after the filters: median per x (line) and every repeat (points), log y."""
-    import matplotlib.pyplot as plt
-
-    from mmlab.study.stats import measured_rows
-
+    plt = pyplot()
     d = measured_rows(filtered(rows, choices))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     if d.empty or y not in d:

@@ -8,17 +8,17 @@ as four series: pre-patch simulated (2.6.31) and replayed on this kernel, post-p
 """
 from __future__ import annotations
 
-import dataclasses
 import base64
+import dataclasses
 import io
 import textwrap
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from mmlab.core import params as p
-from mmlab.study import stats
+from mmlab.core import stats
 from mmlab.core.units import PAGE_BYTES, format_bytes
 
 PRE, REPLAY, POST, NOW_SIM, REAL = "pre-sim", "pre-replay", "post-sim", "now-sim", "real"

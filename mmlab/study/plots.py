@@ -1,15 +1,10 @@
 """Figures shared by notebooks: seaborn on tidy rows, spread across repeats always shown."""
 from __future__ import annotations
 
-import matplotlib
-
 import pandas as pd
 
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
+from mmlab.core.figure import pyplot
+from mmlab.core.stats import measured_rows
 
 
 def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real)"):
@@ -17,8 +12,8 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     every repeat as a point (warm-up repetitions excluded)."""
     import seaborn as sns
 
-    plt = _plt()
-    data = rows[~rows["warmup"]] if "warmup" in rows else rows
+    pyplot()  # seaborn draws through pyplot; this sets the house defaults
+    data = measured_rows(rows)
     long = data.melt(id_vars=["size_bytes", "mapping", "repeat"],
                      value_vars=["mlock_ns_per_page", "munlock_ns_per_page"], var_name="call", value_name="ns_per_page")
     long["call"] = long["call"].str.removesuffix("_ns_per_page")
@@ -26,7 +21,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     g = sns.relplot(data=long, x="size_MiB", y="ns_per_page", hue="mapping", col="call", kind="line",
                     estimator="median", errorbar=("pi", 100), marker="o", facet_kws={"sharey": False},
                     height=3.6, aspect=1.2)
-    for ax, (call, sub) in zip(g.axes.flat, long.groupby("call", sort=True)):
+    for ax, (_call, sub) in zip(g.axes.flat, long.groupby("call", sort=True)):
         sns.stripplot(data=sub, x="size_MiB", y="ns_per_page", hue="mapping", native_scale=True, ax=ax,
                       legend=False, alpha=0.5, size=3, jitter=False)
         ax.set_xscale("log", base=2)
@@ -36,14 +31,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     return g
 
 
-matplotlib.rcParams.setdefault("figure.dpi", 100)
-
-
 # --- the 2009-scenario experiments (issue 3) --------------------------------------------------------
-def _measured(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[~rows["warmup"].astype(bool)] if "warmup" in rows else rows
-
-
 def _size_label(n: float) -> str:
     from mmlab.core.units import format_bytes
 
@@ -56,8 +44,8 @@ def kill_to_reap_vs_populated(rows: pd.DataFrame, title: str = "sigkill-during-m
     follows the populated pages, not the VMA."""
     import seaborn as sns
 
-    plt = _plt()
-    d = _measured(rows).copy()
+    plt = pyplot()
+    d = measured_rows(rows).copy()
     d["populated_MiB"] = d["populated_bytes"] / (1 << 20)
     d["target_MiB"] = d["target_populated_bytes"] / (1 << 20)
     d["VMA"] = d["vma_bytes"].map(_size_label)
@@ -79,13 +67,13 @@ def munlock_vs_fraction(rows: pd.DataFrame, title: str = "munlock-partial (real)
     min-max band over repeats, each repeat a point."""
     import seaborn as sns
 
-    d = _measured(rows).copy()
+    d = measured_rows(rows).copy()
     d["VMA"] = d["vma_bytes"].map(_size_label)
     d["munlock_ms"] = d["munlock_s"] * 1e3
     order = [_size_label(v) for v in sorted(d["vma_bytes"].unique())]
     g = sns.relplot(data=d, x="populated_fraction", y="munlock_ms", hue="VMA", hue_order=order, col="variant",
                     kind="line", estimator="median", errorbar=("pi", 100), marker="o", height=3.6, aspect=1.1)
-    for ax, (variant, sub) in zip(g.axes.flat, d.groupby("variant", sort=False)):
+    for ax, (_variant, sub) in zip(g.axes.flat, d.groupby("variant", sort=False)):
         sns.scatterplot(data=sub, x="populated_fraction", y="munlock_ms", hue="VMA", hue_order=order, ax=ax,
                         legend=False, alpha=0.5, s=16)
         ax.set_xlabel("populated fraction of the VMA")
@@ -99,8 +87,8 @@ def oom_outcome(rows: pd.DataFrame, title: str = "oom-kill (real)"):
     from the start of mlock() to the kill and from the kill to its exit, each repeat a point."""
     import seaborn as sns
 
-    plt = _plt()
-    d = _measured(rows).copy()
+    plt = pyplot()
+    d = measured_rows(rows).copy()
     d["fate"] = d["survived"].map({True: "survived", False: "killed"})
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6))
     sns.countplot(data=d, x="role", hue="fate", hue_order=["survived", "killed"], order=["victim", "bystander"], ax=a)
@@ -122,8 +110,8 @@ def replay_vs_modern(rows: pd.DataFrame, title: str = "prepatch-replay (replay) 
     points the repeats."""
     import seaborn as sns
 
-    plt = _plt()
-    d = _measured(rows).copy()
+    plt = pyplot()
+    d = measured_rows(rows).copy()
     d["VMA"] = d["vma_bytes"].map(_size_label)
     order = [_size_label(v) for v in sorted(d["vma_bytes"].unique())]
     rep = d[["VMA", "repeat", "setting", "replay_s"]].rename(columns={"replay_s": "seconds"})

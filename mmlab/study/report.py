@@ -6,9 +6,16 @@ import pandas as pd
 from mmlab.kernel import env as _env
 
 
+def environment() -> dict:
+    """This machine's environment with whether each real experiment can run here."""
+    from mmlab import experiments
+
+    return _env.capture(experiments.availability())
+
+
 def environment_table(env: dict | None = None) -> pd.DataFrame:
     """The environment as a two-column table (value strings with units) for the top of a notebook."""
-    rows = _env.table(env or _env.capture())
+    rows = _env.table(env or environment())
     return pd.DataFrame(rows, columns=["fact", "value"]).set_index("fact")
 
 

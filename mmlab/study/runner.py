@@ -22,12 +22,12 @@ import json
 import re
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from mmlab.core import paths
-from mmlab.cli import CliError
+from mmlab.core.errors import CliError
 from mmlab.core.params import ParamError, Params, Spec, coerce
 
 SUMMARY_PREFIX = "00-"
@@ -200,7 +200,7 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], hide_code
         papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
                                    kernel_name="python3", progress_bar=progress, log_output=False,
                                    request_save_on_cell_execute=False)
-    except Exception as e:  # noqa: BLE001 - any notebook failure is reported by name, the rest still run
+    except Exception as e:  # any notebook failure is reported by name, the rest still run
         error = _failing_cell(e)
     wall = time.monotonic() - t0
     html_name = None
@@ -213,8 +213,9 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], hide_code
 
 def _env_rows() -> list[tuple[str, str]]:
     from mmlab.kernel import env
+    from mmlab.study import report
 
-    return env.table(env.capture())
+    return env.table(report.environment())
 
 
 def headline_html(executed: Path, out_dir: Path) -> str:

@@ -6,8 +6,8 @@ Medians, not means: the first touch of memory the guest just returned to the hos
 report rebuilt from the same rows shows the same intervals."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ def bootstrap_ci(values: Sequence[float], stat=np.median, n_boot: int = 2000, le
 
 def summary(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], include_warmup: bool = False) -> pd.DataFrame:
     """One row per group and metric: n, median, mean, sd, min, max, ci_lo, ci_hi (warm-ups excluded)."""
-    data = rows if include_warmup or "warmup" not in rows else rows[~rows["warmup"].astype(bool)]
+    data = rows if include_warmup else measured_rows(rows)
     out = []
     for keys, g in data.groupby(list(by), sort=True, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
