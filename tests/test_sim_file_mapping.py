@@ -2,7 +2,8 @@
 import pytest
 
 from mmlab.core.params import ParamError
-from mmlab.sim import SCENARIOS, file_mapping as fm
+from mmlab.sim import SCENARIOS
+from mmlab.sim import file_mapping as fm
 from mmlab.sim.profile import Cost
 
 GiB = 1 << 30

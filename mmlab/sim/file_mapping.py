@@ -129,14 +129,12 @@ class FileCosts:
                              f"has no measured {op} cost for a {mapping} mapping on {fs}") from None
 
     @classmethod
-    def from_rows(cls, rows: pd.DataFrame, source: str = "") -> "FileCosts":
+    def from_rows(cls, rows: pd.DataFrame, source: str = "") -> FileCosts:
         """Median of ns_per_page per point and operation with its 95% bootstrap interval (the median itself
         where there is one row), warm-ups left out."""
-        from mmlab.study.stats import bootstrap_ci
+        from mmlab.core.stats import bootstrap_ci, measured_rows
 
-        d = rows[(rows["experiment"] == NAME) & (rows["method"] == "real")]
-        if "warmup" in d:
-            d = d[~d["warmup"].astype(bool)]
+        d = measured_rows(rows[(rows["experiment"] == NAME) & (rows["method"] == "real")])
         out = {}
         for key, g in d.groupby(["operation", "filesystem", "mapping", "page_cache"]):
             x = g["ns_per_page"].astype(float).to_numpy()
@@ -146,7 +144,7 @@ class FileCosts:
                                    f"file-mapping {'/'.join(key)}: median of {len(x)} rows, 95% bootstrap interval")
         return cls(out, source)
 
-    def over(self, fallback: "FileCosts") -> "FileCosts":
+    def over(self, fallback: FileCosts) -> FileCosts:
         """These costs, with `fallback`'s where these have none (say, points a run did not measure)."""
         return FileCosts({**fallback.costs, **self.costs}, f"{self.source}; the rest from: {fallback.source}")
 
@@ -155,7 +153,7 @@ class FileCosts:
                                                   "page_cache": k[3], **dataclasses.asdict(c)} for k, c in self.costs.items()]}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "FileCosts":
+    def from_dict(cls, d: Mapping) -> FileCosts:
         costs = {(c["operation"], c["filesystem"], c["mapping"], c["page_cache"]):
                  Cost(c["value"], c["lo"], c["hi"], c.get("source", "")) for c in d["costs"]}
         return cls(costs, d.get("source", ""))
@@ -166,7 +164,7 @@ class FileCosts:
         return path
 
     @classmethod
-    def load(cls, path: Path | str = COSTS_PATH) -> "FileCosts":
+    def load(cls, path: Path | str = COSTS_PATH) -> FileCosts:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def table(self) -> pd.DataFrame:
@@ -192,7 +190,7 @@ class _Bill:
         self.lo += pages * c.lo * 1e-9
         self.hi += pages * c.hi * 1e-9
 
-    def __iadd__(self, other: "_Bill") -> "_Bill":
+    def __iadd__(self, other: _Bill) -> _Bill:
         self.v, self.lo, self.hi = self.v + other.v, self.lo + other.lo, self.hi + other.hi
         return self
 
@@ -291,7 +289,8 @@ class FileMappingParams(SimParams):
     populated_bytes: int = size("1GiB", "bytes mlock populated before it returned or a SIGKILL stopped it", lo=0, hi=1 << 44)
     writeback_before_munlock: bool = flag(True, "shared on disk: writeback cleaned and write-protected the pages "
                                           "between mlock and munlock (dirty pages are written within ~30 s)")
-    costs: str = choice("reference", ("reference",), "per-page file costs: reference (measured on the reference machine)")
+    costs: str = choice("reference", ("reference", "host"), "per-page file costs: reference (measured on the reference "
+                        "machine) | host (fitted here from stored file-mapping runs)")
 
     def check(self) -> None:
         super().check()
@@ -309,7 +308,7 @@ def simulate(p: FileMappingParams) -> pd.DataFrame:
 
 def _row(p: FileMappingParams, b: FileBehaviour, costs: FileCosts | None = None) -> dict:
     prof = p.machine()
-    row = run(b, costs or FileCosts.load(), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
+    row = run(b, costs or costs_by_name(p.costs), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
               vma_pages=math.ceil(p.vma_bytes / PAGE_BYTES), populated_pages=math.ceil(p.populated_bytes / PAGE_BYTES),
               writeback_before_munlock=p.writeback_before_munlock, free_bytes=prof.free_bytes,
               walk_absent_ns=prof["walk_absent_ns"], pte_none_ns=prof["pte_none_ns"])
@@ -334,14 +333,34 @@ def behaviours_table() -> pd.DataFrame:
                           "source (munlock)": b.source_munlock} for b in BEHAVIOURS])
 
 
+def host_costs_path() -> Path:
+    """Where `calibrate` saves this machine's file costs: beside the stored runs (git-ignored), as the host
+    profile is; only the reference costs are tracked."""
+    from mmlab.core.store import host_tag
+
+    return paths.runs_dir() / f"file-costs-{host_tag()}.json"
+
+
+def costs_by_name(name: str) -> FileCosts:
+    """`reference` (shipped, measured on the reference machine) or `host` (fitted here by `calibrate`)."""
+    if name == "host":
+        path = host_costs_path()
+        if not path.exists():
+            raise ParamError("costs", name, "reference | host", f"has no fitted file yet ({path.name}): run the "
+                             "file-mapping experiment, then mmlab.sim.file_mapping.calibrate()")
+        return FileCosts.load(path)
+    return FileCosts.load()
+
+
 def calibrate(rows: pd.DataFrame | None = None, out_path: Path | str | None = None) -> tuple[FileCosts, Path]:
-    """Fit FileCosts from stored file-mapping runs (default: every stored run) and save them."""
+    """Fit FileCosts from stored file-mapping runs (default: every stored run) and save them (default:
+    `host_costs_path()`)."""
     if rows is None:
         from mmlab.core.store import load
 
-        rows = load()
-    costs = FileCosts.from_rows(rows, source="fitted from stored file-mapping runs")
-    return costs, costs.save(out_path or COSTS_PATH)
+        rows = load(experiment=NAME)
+    costs = FileCosts.from_rows(rows, source="fitted from stored file-mapping runs on this machine")
+    return costs, costs.save(out_path or host_costs_path())
 
 
 SCENARIO = Scenario(NAME, "mlock of a private or shared file mapping, then munlock() or exit, per kernel era: "

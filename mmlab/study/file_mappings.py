@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mmlab.core.figure import pyplot
+from mmlab.core.stats import measured_rows
 from mmlab.core.units import format_bytes
 from mmlab.sim import file_mapping as fm
 
@@ -11,13 +13,9 @@ OP_ORDER = ["populate_read", "populate_write", "write_after_read", "redirty_afte
             "munlock", "munmap", "munmap_locked"]
 
 
-def _measured(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[~rows["warmup"].astype(bool)] if "warmup" in rows else rows
-
-
 def measured_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Median ns per 4 KiB page per point and operation with the min-max range and n (method = real)."""
-    d = _measured(rows)
+    d = measured_rows(rows)
     g = d.groupby(["filesystem", "mapping", "page_cache", "operation"])["ns_per_page"]
     out = g.agg(n="count", median="median", min="min", max="max").reset_index()
     out["operation"] = pd.Categorical(out["operation"], OP_ORDER, ordered=True)
@@ -28,8 +26,9 @@ def measured_table(rows: pd.DataFrame) -> pd.DataFrame:
 def per_page_figure(rows: pd.DataFrame, title: str = "file-mapping (measured, method = real)"):
     """ns per page of each operation, one panel per filesystem and mapping, cold and warm side by side:
     median bar, min-max whisker, log scale (writeback on tmpfs is 0 and left out)."""
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     t = measured_table(rows)
     t = t[t["median"] > 0]
@@ -59,7 +58,7 @@ def per_page_figure(rows: pd.DataFrame, title: str = "file-mapping (measured, me
 
 def findings(rows: pd.DataFrame) -> str:
     """Sentences stating, from the rows, what mlock did to the pages on this kernel (Markdown)."""
-    d = _measured(rows)
+    d = measured_rows(rows)
     out = []
     for fs in fm.FILESYSTEMS:
         for m in fm.MAPPINGS:
@@ -83,8 +82,9 @@ def findings(rows: pd.DataFrame) -> str:
 def era_figure(sim: pd.DataFrame, title: str):
     """Simulated seconds of mlock, munlock() and exit per era (bars, the cost interval as whiskers) and the
     bytes each era COWed and wrote back."""
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     eras = list(sim["era"])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
