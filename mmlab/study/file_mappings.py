@@ -68,7 +68,8 @@ def findings(rows: pd.DataFrame) -> str:
             size = int(r["size_bytes"].iloc[0])
             anon, dirty, locked = (int(r[c].median()) for c in ("anon_bytes", "dirty_bytes", "locked_bytes"))
             what = (f"{format_bytes(anon)} of {format_bytes(size)} became anonymous copies (COW)" if m == "private" else
-                    f"{format_bytes(dirty)} of {format_bytes(size)} dirty")
+                    f"{format_bytes(dirty)} of {format_bytes(size)} dirty"
+                    + (" (tmpfs pages count as dirty from the start: memory is their only copy)" if fs == "tmpfs" else ""))
             out.append(f"- **{m}, {fs}** (measured): after mlock() {format_bytes(locked)} locked, {what}; "
                        f"mlock {r['ns_per_page'].median():.0f} ns per page (median of {len(r)}).")
     sh = d[(d.filesystem == "disk") & (d.mapping == "shared")]
