@@ -22,6 +22,10 @@ This kernel populates with FOLL_WRITE only when (vm_flags & (VM_WRITE | VM_SHARE
 (mm/gup.c:populate_vma_page_range, since 5ecfda041e4b "mlock: avoid dirtying pages and triggering
 writeback"): private COWed, shared read-faulted and left clean. The rows say both.
 
+Each row has the wall time (`time_s`, `ns_per_page`: what the model prices) and the CPU time the child
+spent in the call (`cpu_s`, `cpu_ns_per_page`): wall above CPU is I/O wait (cold reads, writeback) or
+other jobs holding the CPU.
+
 Page cache: `cold` drops the file's pages first (fdatasync, POSIX_FADV_DONTNEED; as root, if pages
 remain, `echo 1 > /proc/sys/vm/drop_caches`) and checks with mincore how many stayed (`cached_pages_before`);
 `warm` drops them the same way and reads them back through a throwaway mapping (MADV_POPULATE_READ), so
@@ -123,14 +127,17 @@ def _prepare_cache(fd: int, size: int, cache: str, droppable: bool = True) -> tu
     return _cached_pages(fd, size), how
 
 
-def _timed(fn, *args) -> tuple[int, int, int]:
-    """(ns, minor faults, major faults) of one call, timed right around it."""
+def _timed(fn, *args) -> dict:
+    """One call timed right around it: wall ns, the CPU ns this process spent in it (user + system: not
+    the time other jobs held the CPU, nor I/O waits), and its minor and major faults."""
     ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
     fn(*args)
     t1 = time.monotonic_ns()
     ru1 = libc.getrusage()
-    return t1 - t0, ru1.ru_minflt - ru0.ru_minflt, ru1.ru_majflt - ru0.ru_majflt
+    cpu = lambda ru: (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 10**9 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000  # noqa: E731
+    return {"ns": t1 - t0, "cpu_ns": cpu(ru1) - cpu(ru0), "minflt": ru1.ru_minflt - ru0.ru_minflt,
+            "majflt": ru1.ru_majflt - ru0.ru_majflt}
 
 
 def child_main(ctx, size_bytes: int, fs: str, mapping: str, cache: str, folder: str, settle_s: float = 0.0) -> None:
@@ -151,8 +158,7 @@ def child_main(ctx, size_bytes: int, fs: str, mapping: str, cache: str, folder: 
         return libc.mmap(size_bytes, rw, flags, fd, 0), {"cached_pages_before": cached, "cache_drop": how}
 
     def step(op: str, addr: int, info: dict, fn, *args) -> None:
-        ns, minflt, majflt = _timed(fn, *args)
-        ctx.send("measured", operation=op, ns=ns, minflt=minflt, majflt=majflt, **info, **_smaps(addr))
+        ctx.send("measured", operation=op, **_timed(fn, *args), **info, **_smaps(addr))
         info["cached_pages_before"] = None  # only the first step after preparing starts from the stated cache
 
     addr, info = fresh()
@@ -170,13 +176,11 @@ def child_main(ctx, size_bytes: int, fs: str, mapping: str, cache: str, folder: 
     addr, info = fresh()
     step("mlock", addr, info, libc.mlock, addr, size_bytes)
     step("munlock", addr, info, libc.munlock, addr, size_bytes)
-    ns, minflt, majflt = _timed(libc.munmap, addr, size_bytes)
-    ctx.send("measured", operation="munmap", ns=ns, minflt=minflt, majflt=majflt, **info)
+    ctx.send("measured", operation="munmap", **_timed(libc.munmap, addr, size_bytes), **info)
 
     addr, info = fresh()
     step("mlock", addr, info, libc.mlock, addr, size_bytes)
-    ns, minflt, majflt = _timed(libc.munmap, addr, size_bytes)
-    ctx.send("measured", operation="munmap_locked", ns=ns, minflt=minflt, majflt=majflt, **info)
+    ctx.send("measured", operation="munmap_locked", **_timed(libc.munmap, addr, size_bytes), **info)
     os.close(fd)
     ctx.sync("finished")
 
@@ -256,12 +260,13 @@ def run(params: FileMappingParams, progress: bool = True):
             for seq, (fs, mapping, cache) in enumerate(points):
                 got, path = measure_point(size, fs, mapping, cache, where[fs], params.timeout_s, params.settle_s)
                 for m in got:
-                    ns = m.pop("ns")
+                    ns, cpu_ns = m.pop("ns"), m.pop("cpu_ns")
                     rows.append({
                         "experiment": NAME, "method": "real", "filesystem": fs, "folder": where[fs], "mapping": mapping,
                         "page_cache": cache, "operation": m.pop("operation"), "size_bytes": size, "pages": pages,
                         "repeat": rep, "warmup": warm, "order": seq, "settle_s": params.settle_s,
-                        "time_s": ns / 1e9, "ns_per_page": ns / pages, **m,
+                        "time_s": ns / 1e9, "ns_per_page": ns / pages, "cpu_s": cpu_ns / 1e9,
+                        "cpu_ns_per_page": cpu_ns / pages, **m,
                     })
                 bar.update()
     df = pd.DataFrame(rows)
