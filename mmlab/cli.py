@@ -1,4 +1,4 @@
-"""The `mmlab` command: env, experiments, experiment, simulate, calibrate, run, compare.
+"""The `mmlab` command: env, experiments, experiment, simulate, eras, calibrate, run, compare.
 
 Conventions follow papermill: `-p KEY VALUE` (repeatable) and `-f params.yaml`. Bad input is one line on
 stderr naming the parameter and what is allowed, exit code 2, never a traceback.
@@ -124,6 +124,22 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_eras(args) -> int:
+    from mmlab.sim.eras import BEHAVIOURS, ERAS
+
+    if args.json:
+        print(json.dumps([e.to_dict() for e in ERAS], indent=1))
+        return 0
+    for e in ERAS:
+        variant = f" (variant of {e.variant_of})" if e.variant_of else ""
+        print(f"{e.name}{variant}: {e.versions}\n  {e.title}")
+        for key, what in BEHAVIOURS.items():
+            f = e.facts[key]
+            print(f"  {what}: {f.value}: {f.text}\n    source: {f.source}")
+        print()
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from mmlab.kernel import confine  # a root tool writes only inside the project's folders
     from mmlab.sim import calibrate
@@ -184,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--save", action="store_true", help="store the rows as a run")
     p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("eras", help="the simulated kernel eras: versions, behaviours, and the source of each")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_eras)
     p = sub.add_parser("calibrate", help="fit this machine's cost profile from stored real runs")
     p.add_argument("--out", help="where to write the profile JSON")
     p.set_defaults(fn=cmd_calibrate)

@@ -44,3 +44,21 @@ def test_env_json_says_what_can_run_here():
                 "cap_ipc_lock", "cgroup_version", "thp_enabled", "overcommit_memory", "cpu_model", "mmlab_version"):
         assert key in env
     assert "mlock-throughput" in env["experiments"]
+
+
+def test_eras_json_lists_every_era_with_a_source_for_each_behaviour():
+    """`mmlab eras --json`: at least the released 2.6.31, 2.6.32, 3.12, 4.6, 4.17 and 5.18 eras, each
+    behaviour with a non-empty source."""
+    r = mmlab("eras", "--json")
+    assert r.returncode == 0, r.stderr
+    eras = {e["name"]: e for e in json.loads(r.stdout)}
+    assert {"2.6.31", "2.6.32", "3.12", "4.6", "4.17", "5.18"} <= set(eras)
+    for e in eras.values():
+        assert e["versions"] and all(b["source"].strip() for b in e["behaviours"].values())
+
+
+def test_simulated_kernel_no_era_covers_is_one_line_and_exit_2():
+    """A version between verified eras (2.6.31.1: the backport is unverified there) is refused, naming `kernel`."""
+    r = mmlab("simulate", "oom-kill", "-p", "kernel", "2.6.31.1")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "parameter kernel" in lines[0] and "4.17" in lines[0]

@@ -13,12 +13,53 @@ def run(kernel, **extra):
     return S.run({**SMALL, "kernel": kernel, **extra})
 
 
-@pytest.mark.parametrize("memdie_alloc", ["retry", "fail"])
-def test_2631_hangs_or_kills_a_bystander(memdie_alloc):
-    """2.6.31: the dying victim, invisible without ->mm, faults in its unreached pages; bystanders die or the box hangs."""
-    df = run("2.6.31", memdie_alloc=memdie_alloc)
-    assert df.outcome.iloc[0] in ("hung", "bystander-killed")
+def test_2631_victim_abandons_its_vma_and_bystanders_die():
+    """Released 2.6.31: the invisible dying victim faults in its unreached pages until a TIF_MEMDIE
+    allocation fails (VM_FAULT_OOM, munlock gives up the VMA); meanwhile the OOM killer takes bystanders."""
+    df = run("2.6.31")
+    assert df.outcome.iloc[0] == "bystander-killed"
     assert (~df[df.role == "bystander"].survived).any()
+    tl = timeline(OomParams(**SMALL, kernel="2.6.31"))
+    assert (tl.event == "vma_abandoned").any()
+
+
+def test_2631_rc_victim_loops_through_the_oom_killer_until_none_is_left_and_panics():
+    """2.6.31-rc1..rc4: the failed TIF_MEMDIE allocation retries via out_of_memory, which kills every
+    bystander; with nothing killable left, __out_of_memory panics."""
+    df = run("2.6.31-rc")
+    assert df.outcome.iloc[0] == "panic"
+    assert not df[df.role == "bystander"].survived.any()
+
+
+def test_mmotm_ksm_variant_hangs_with_the_victim_never_reaped():
+    """Hugh Dickins' August 2009 mmotm (KSM's ksm_test_exit in the fault path): the exit fault never
+    installs a pte, GUP retries forever, the victim never goes."""
+    df = run("2.6.31-mmotm")
+    assert df.outcome.iloc[0] == "hung"
+    assert df[df.role == "victim"].kill_to_reap_s.isna().all()
+
+
+def test_3_12_holds_off_kills_while_4_9_and_4_19_kill_a_bystander():
+    """3.12: the TIF_MEMDIE victim holds off further kills for its whole exit, every bystander lives;
+    4.9 (reaper sets MMF_OOM_SKIP) and 4.19 (exit_mmap sets it first) let the next OOM kill a bystander."""
+    assert run("3.12").outcome.iloc[0] == "recovered"
+    for k in ("4.9", "4.19"):
+        df = run(k)
+        assert df.outcome.iloc[0] == "bystander-killed", k
+        assert df.era.iloc[0] != run("3.12").era.iloc[0]
+    assert run("4.9").era.iloc[0] != run("4.19").era.iloc[0]
+
+
+def test_4_9_reaper_skips_the_mlocked_vma_and_frees_nothing_of_the_victim():
+    """4.6-5.17 reapers skip VM_LOCKED VMAs: the victim's reaper pass frees 0 bytes."""
+    tl = timeline(OomParams(**SMALL, kernel="4.9"))
+    passes = tl[(tl.event == "oom_reaper") & (tl.role == "victim")]
+    assert len(passes) == 1 and "reaped 0 bytes" in passes.detail.iloc[0]
+
+
+def test_no_killable_task_is_a_panic():
+    """OOM with nothing left to kill panics ("Out of memory and no killable processes...")."""
+    assert run("2.6.31-rc", bystanders=0).outcome.iloc[0] == "panic"
 
 
 @pytest.mark.parametrize("kernel", ["5.18", "6.18"])

@@ -25,7 +25,7 @@ def test_contract_2632_faults_nothing():
 def test_rows_sit_beside_real_ones():
     """Rows carry the real experiment's name and columns, method = simulated."""
     r = row(kernel="6.18")
-    assert (r.experiment, r.method, r.era) == ("sigkill-during-mlock", "simulated", "5.18")
+    assert (r.experiment, r.method, r.era) == ("sigkill-during-mlock", "simulated", "6.1")
     assert r.kill_to_reap_s == r.exit_s and r.exit_s_lo <= r.exit_s <= r.exit_s_hi
 
 

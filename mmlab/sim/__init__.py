@@ -1,4 +1,4 @@
-"""Simulated kernels: the munlock-at-exit and OOM paths of 2.6.31, 2.6.32, 3.12 and 5.18+.
+"""Simulated kernels: the munlock-at-exit and OOM paths of each kernel era (eras.py, `mmlab eras`).
 
 `SCENARIOS` maps each scenario name (shared with the real experiments) to a Scenario with `Params`
 and `simulate(params) -> DataFrame` (tidy rows, method = simulated).
@@ -35,7 +35,7 @@ def bench(points: int = 10_000, repeat: int = 5) -> dict[str, float]:
     s.run(values)  # load the profile once
     single = min(_timed(lambda: s.run(values)) for _ in range(repeat))
     prof = s.Params().machine()
-    eras = [era_for(v) for v in ("2.6.31", "2.6.32", "3.12", "6.18")]
+    eras = [e for e in ERAS if e.variant_of is None]
     sizes = [1 << k for k in range(20, 41)]  # 1 MiB .. 1 TiB
     grid = [(e, sz, f / 100) for e in eras for sz in sizes for f in range(100)]
     grid = (grid * (points // len(grid) + 1))[:points]

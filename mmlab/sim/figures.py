@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core.figure import pyplot
+from mmlab.sim.eras import ERA_NAMES
 
-ERA_ORDER = ["2.6.31", "2.6.32", "3.12", "5.18"]
+ERA_ORDER = list(ERA_NAMES)
 
 
 def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):

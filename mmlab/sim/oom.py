@@ -2,19 +2,22 @@
 
 Event-driven: a heap keyed by (time, priority, sequence), so ties resolve the same way every run.
 Memory is counted in pages; allocation work is done in chunks (`chunk_bytes`) so an 8 GiB mlock is a
-few thousand events. What each era does (kernel-history 2, 4, 5):
-- 2.6.31: badness() = total_vm, so the mlocker (whose unfaulted range counts) is chosen; it gets
-  TIF_MEMDIE and may dip into all reserves (ALLOC_NO_WATERMARKS); mlock stops on the fatal signal; exit_mm()
-  clears ->mm, then exit_mmap()'s munlock faults in every unreached page. select_bad_process() skips tasks
-  without ->mm, so the dying victim is invisible and the next OOM call kills a bystander. A task with
-  TIF_MEMDIE that still has its mm, or another PF_EXITING task, makes it choose nobody (wait a jiffy).
-- 2.6.32: the same killer, but exit faults nothing in, so the victim's exit only frees memory.
-- 3.12: badness from rss; an OOM victim blocks new choices until its memory is gone.
-- 5.18+: as 3.12, plus the OOM reaper (which may reap mlocked VMAs) and no munlock pass at exit.
-When the dying 2.6.31 victim's no-watermark allocation fails, `memdie_alloc` says what happens: `retry`
-(it goes on to call out_of_memory itself, which kills a bystander: Hugh Dickins' "hanging disaster"),
-or `fail` (David Rientjes' July 2009 change: the fault fails with VM_FAULT_OOM and munlock abandons the
-VMA); whether 2.6.31 had the latter is unverified (kernel-history 4, O3).
+few thousand events. What the kernel does follows the era's sourced behaviours (eras.py, `mmlab eras`):
+- Victim selection (`oom_selection`): to 2.6.35 badness() = total_vm, so the mlocker (whose unfaulted
+  range counts) is chosen; it gets TIF_MEMDIE (ALLOC_NO_WATERMARKS: all reserves), mlock stops on the
+  fatal signal, exit_mm() clears ->mm, and select_bad_process() then skips it: the next OOM kills a
+  bystander. From 2.6.36 badness is rss and a TIF_MEMDIE victim blocks new choices even without ->mm;
+  4.7-4.8 count it in signal->oom_victims, 4.9+ finds it through signal->oom_mm until MMF_OOM_SKIP.
+- Exit munlock pass (`exit_munlock`): 2.6.30-2.6.31 fault in every page mlock never reached; from
+  408e82b78bcc (2.6.32, stable 2.6.31.3) nothing is faulted; from 5.18 there is no pass at all.
+- A failed TIF_MEMDIE allocation (`memdie_alloc`): from 2.6.31-rc5 it fails (VM_FAULT_OOM) and munlock
+  gives up the VMA; in 2.6.31-rc1..rc4 it loops through out_of_memory, which kills bystanders.
+- Hold-off (`oom_skip`): whether the dying victim keeps further kills waiting, and until when: its whole
+  exit (2.6.36-4.6, 6.1+), the OOM reaper's pass (4.7-4.16), the start of exit_mmap (4.17-6.0).
+- OOM reaper (`oom_reaper`): 4.6-5.17 skip VM_LOCKED VMAs (so reap nothing of the mlocked victim);
+  5.18+ reap mlocked VMAs too, 2 s after the kill.
+- No killable task left: panic ("Out of memory and no killable processes...").
+`memdie_alloc` = retry | fail overrides the era's rule (where the exit pass allocates) to show the other.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from mmlab.sim.profile import Profile
 from mmlab.sim.scenario import Scenario, SimParams, base_row
 
 NAME = "oom-kill"
-OUTCOMES = ("recovered", "bystander-killed", "hung")
+OUTCOMES = ("recovered", "bystander-killed", "panic", "hung")
 # event priorities at equal times: kernel actions before user-level progress
 _PRIO = {"signal": 0, "reap": 1, "zap": 2, "reaper": 3, "exit_fault": 4, "mlock": 5, "touch": 6}
 
@@ -48,8 +51,9 @@ class OomParams(SimParams):
     bystander_bytes: int = size("512MiB", "resident memory of each bystander")
     bystander_touch_bytes: int = size("64KiB", "memory each bystander allocates (and frees) per period")
     bystander_period_s: float = seconds(0.01, "period of the bystanders' allocations", lo=1e-4, hi=10)
-    memdie_alloc: str = choice("retry", ("retry", "fail"),
-                               "2.6.31: the OOM victim's failed no-watermark allocation retries via out_of_memory, or fails (VM_FAULT_OOM)")
+    memdie_alloc: str = choice("era", ("era", "retry", "fail"),
+                               "the OOM victim's failed no-watermark allocation at exit: as the era's sources say, "
+                               "or forced to retry (via out_of_memory) or fail (VM_FAULT_OOM)")
     oom_retry_s: float = seconds(0.004, "wait before an allocation retries after out_of_memory (1 jiffy at HZ=250)", lo=1e-5, hi=1)
     chunk_bytes: int = size("4MiB", "granularity of simulated allocation work (smaller: finer, slower)", hi=1 << 34)
     horizon_s: float = seconds(60.0, "declare the machine hung if the victim is not reaped by then", lo=0.01, hi=86400)
@@ -72,6 +76,7 @@ class Proc:
     total_vm: int  # pages
     has_mm: bool = True
     memdie: bool = False  # TIF_MEMDIE / OOM victim
+    oom_skip: bool = False  # MMF_OOM_SKIP (or TIF_MEMDIE cleared by the 4.6 reaper): no longer holds off kills
     exiting: bool = False
     released: bool = False  # memory given back (exit done or reaped)
     alive: bool = True
@@ -146,20 +151,16 @@ class _Sim:
         for q in self.procs:
             if not q.alive:
                 continue
-            if self.era.oom.sees_exiting_without_mm:
-                if q.memdie and not q.released:
-                    return "wait"  # an OOM victim not yet gone blocks new choices
-                if not q.has_mm:
-                    continue
-            else:
-                if not q.has_mm:
-                    continue  # 2.6.31: the dying task without ->mm is invisible, TIF_MEMDIE and all
-                if q.memdie:
+            if not q.has_mm and not (q.memdie and self.era.oom.sees_exiting_without_mm):
+                continue  # no ->mm: skipped (to 2.6.35 even a TIF_MEMDIE victim: the dying task is invisible)
+            if q.memdie:
+                if q.oom_skip or q.released:
+                    continue  # MMF_OOM_SKIP: the killer moves on
+                return "wait"  # an OOM victim not yet gone blocks new choices
+            if q.exiting:
+                if q is not current:
                     return "wait"
-                if q.exiting:
-                    if q is not current:
-                        return "wait"
-                    return q
+                return q
             points = self.badness(q)
             if points > best_points:  # ties: lowest pid
                 best, best_points = q, points
@@ -171,8 +172,8 @@ class _Sim:
         if chosen == "wait":
             return "wait"
         if chosen is None:
-            self.log("no killable task", current, "2.6.31 panics here; no forward progress")
-            self.finish("hung")
+            self.log("no killable task", current, "panic: Out of memory and no killable processes...")
+            self.finish("panic")
             return "none"
         chosen.memdie = True
         chosen.kill_t = self.t
@@ -180,7 +181,7 @@ class _Sim:
         self.log("oom_kill", chosen, f"chosen by out_of_memory called by pid {current.pid} ({current.role}), "
                                      f"badness {self.era.oom.badness}={self.badness(chosen) * PAGE_BYTES} bytes")
         self.at(self.t, "signal", chosen.pid)
-        if self.era.oom.oom_reaper and chosen is self.victim:
+        if self.era.oom.oom_reaper != "none":
             self.at(self.t + self.era.oom.reaper_delay_s, "reaper", chosen.pid)
         return "killed"
 
@@ -216,6 +217,8 @@ class _Sim:
         """SIGKILL delivered: exit_mm() drops ->mm, then exit_mmap()."""
         q.exiting, q.has_mm, q.stalled_since = True, False, None
         self.log("exit_mm", q)
+        if q.memdie and self.era.oom.holdoff_until == "exit-mmap-start":
+            q.oom_skip = True  # 4.17-6.0: exit_mmap reaps and sets MMF_OOM_SKIP before anything slow
         if q is self.victim:
             vma = Vma.prefix(self.vma_pages, self.mlocked, State.LOCKED)
             munlock, unmap = exit_mmap(self.era, vma)
@@ -228,6 +231,9 @@ class _Sim:
                                                          if self.era.exit_munlock is None else 0.0)
             if self.exit_faults_left:
                 self.log("munlock_vma_pages_all", q, f"{self.exit_faults_left} unreached pages to fault in")
+                if not self.era.exit_fault_completes:
+                    self.log("exit_fault_loops", q, "each fault installs no pte and GUP retries it: the exit never ends")
+                    return
                 self.at(self.t + pass_s, "exit_fault", q.pid)
                 return
             self.start_zap(q, pass_s)
@@ -249,7 +255,8 @@ class _Sim:
             else:
                 self.at(self.t + d, "exit_fault", v.pid)
             return
-        if self.era.name == "2.6.31" and self.p.memdie_alloc == "fail":
+        rule = self.era.oom.memdie_alloc if self.p.memdie_alloc == "era" else self.p.memdie_alloc
+        if v.memdie and rule == "fail":
             self.log("vma_abandoned", v, "VM_FAULT_OOM: __get_user_pages -ENOMEM, munlock gives up on the VMA")
             self.exit_faults_left = 0
             self.start_zap(v)
@@ -261,26 +268,36 @@ class _Sim:
         self.at(self.t + after_s, "zap", q.pid)
 
     def on_zap(self, q: Proc) -> None:
-        if q.released:
-            return
         per = self.zap_ns if q is self.victim else self.prof["zap_present_ns"]
         g = min(self.chunk, q.rss)
         q.rss -= g
         self.free += g  # freed at the start of its chunk: chunk_bytes is the time resolution
-        self.log("unmap_progress", q)
+        if g:
+            self.log("unmap_progress", q)
         d = g * per * 1e-9
         if q.rss:
             self.at(self.t + d, "zap", q.pid)
         else:
+            q.released = True
             self.at(self.t + d + self.prof["exit_base_s"], "reap", q.pid)
 
     def on_reaper(self, q: Proc) -> None:
+        """The OOM reaper's pass over a victim: what it may unmap, then what it does to the hold-off."""
+        pol = self.era.oom
         if q.released or not q.alive:
             return
-        self.free += q.rss
-        self.log("oom_reaper", q, f"reaped {q.rss * PAGE_BYTES} bytes")
-        q.rss = 0
-        q.released = True
+        if pol.holdoff_until == "exit-done" and pol.oom_reaper == "skips-locked":
+            # 4.6: find_lock_task_mm() finds no mm once the victim has passed exit_mm(): nothing done
+            if q.has_mm:
+                q.oom_skip = True  # it unmapped the rest and cleared TIF_MEMDIE
+            return
+        locked = q is self.victim and pol.oom_reaper == "skips-locked"
+        freed = 0 if locked else q.rss  # the victim's memory is its VM_LOCKED VMA; bystanders' is not mlocked
+        self.free += freed
+        q.rss -= freed
+        self.log("oom_reaper", q, f"reaped {freed * PAGE_BYTES} bytes" + (" (VM_LOCKED skipped)" if locked else ""))
+        if pol.holdoff_until in ("reaper", "exit-mmap-start") or not q.rss:
+            q.oom_skip = True  # MMF_OOM_SKIP after the pass
 
     def on_reap(self, q: Proc) -> None:
         q.alive, q.released, q.reap_t = False, True, self.t

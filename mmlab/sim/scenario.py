@@ -16,7 +16,7 @@ from mmlab.sim.profile import NAMED, Profile, by_name
 class SimParams(Params):
     """Parameters common to all simulations."""
 
-    kernel: str = text("6.18", "kernel version; the newest modelled era at or below it is simulated (2.6.31, 2.6.32, 3.12, 5.18)")
+    kernel: str = text("6.18", "kernel version (or era name); the era whose version range holds it is simulated (mmlab eras)")
     profile: str = text("reference", "machine profile: reference | desktop-2009 | host | path to a profile .json")
 
     def check(self) -> None:

@@ -1,6 +1,6 @@
 """Simulated `sigkill-during-mlock`: mlock() populates a VMA, SIGKILL stops it part-way, the process exits.
 
-Since 4779280d1ea4 (2.6.31) get_user_pages checks fatal_signal_pending per page, so mlock stops where
+Since 4779280d1ea4 (2.6.29) get_user_pages checks fatal_signal_pending per page, so mlock stops where
 it got; the VMA stays VM_LOCKED with a populated prefix (kernel-history 1, 2). What the exit then
 costs is the era's exit_mmap (eras.py): 2.6.31 faults in every page mlock never reached.
 """

@@ -8,7 +8,7 @@ import pandas as pd
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
-from mmlab.sim.eras import era_for
+from mmlab.sim.eras import RELEASED, era_for
 from mmlab.sim.oom import OomParams, timeline
 from mmlab.sim.profile import NAMED
 
@@ -31,7 +31,7 @@ def _check_profile(name: str) -> None:
 class BeforeAfterParams(Params):
     """Parameters of notebook 06."""
 
-    kernels: str = text("2.6.31,2.6.32,3.12,6.18", "kernel versions, comma-separated")
+    kernels: str = text(",".join(e.name for e in RELEASED), "kernel versions or era names, comma-separated")
     profile: str = text("reference", "machine profile")
     vma_sizes: tuple = sizes(["256MiB", "1GiB", "4GiB", "16GiB", "64GiB", "256GiB"], "VMA sizes of the size sweep")
     populated_bytes: int = size("256MiB", "populated at SIGKILL in the size sweep")
@@ -42,7 +42,7 @@ class BeforeAfterParams(Params):
     oom_vma_bytes: int = size("8GiB", "OOM scenario: the victim's mlock")
     oom_bystanders: int = integer(3, "OOM scenario: bystanders", lo=0, hi=64)
     oom_bystander_bytes: int = size("512MiB", "OOM scenario: each bystander's memory")
-    memdie_alloc: str = choice("retry", ("retry", "fail"), "2.6.31: a failed TIF_MEMDIE allocation retries or fails")
+    memdie_alloc: str = choice("era", ("era", "retry", "fail"), "a failed TIF_MEMDIE allocation at exit: as the era's sources say, or forced")
 
     def check(self) -> None:
         _kernels(self.kernels)

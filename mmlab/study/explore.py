@@ -15,8 +15,9 @@ import pandas as pd
 from mmlab.core.figure import pyplot
 from mmlab.core.stats import measured_rows
 from mmlab.core.units import PAGE_BYTES, format_bytes
+from mmlab.sim.eras import RELEASED
 
-KERNELS = ("2.6.31", "2.6.32", "3.12", "6.18")
+KERNELS = tuple(e.name for e in RELEASED)
 
 
 def _show(fig) -> None:
