@@ -26,13 +26,13 @@ def _costs(ns: float = 1000.0) -> fm.FileCosts:
 
 def _run(era: str, mapping: str, populated: int = PAGES, fs: str = "disk", writable: bool = True,
          writeback_before_munlock: bool = True, free_bytes: int = 16 * GiB) -> dict:
-    b = next(b for b in fm.BEHAVIOURS if b.name == era)
+    b = fm.behaviour_for(era)
     return fm.run(b, _costs(), mapping=mapping, fs=fs, cache="warm", writable=writable, vma_pages=PAGES,
                   populated_pages=populated, writeback_before_munlock=writeback_before_munlock,
                   free_bytes=free_bytes, walk_absent_ns=50.0, pte_none_ns=1.0)
 
 
-@pytest.mark.parametrize("era", fm.BEHAVIOUR_NAMES)
+@pytest.mark.parametrize("era", fm.COMPARE_KERNELS)
 def test_mlock_copies_every_page_of_a_writable_private_mapping_in_every_era(era):
     r = _run(era, "private")
     assert r["mlock_pages_cowed"] == PAGES and r["anon_bytes_allocated"] >= PAGES * 4096
@@ -42,7 +42,7 @@ def test_until_2_6_38_mlock_dirties_every_page_of_a_writable_shared_mapping():
     for era in ("2.6.31", "2.6.32"):
         r = _run(era, "shared")
         assert r["mlock_pages_dirtied"] == PAGES and r["written_back_bytes"] >= GiB
-    for era in ("2.6.38", "5.18"):
+    for era in ("2.6.38", "6.18"):
         r = _run(era, "shared")
         assert r["mlock_pages_dirtied"] == 0 and r["written_back_bytes"] == 0
 
@@ -84,18 +84,33 @@ def test_dirtying_past_the_dirty_limit_throttles_the_task_to_writeback_speed():
     assert small["mlock_s"] > 5 * big["mlock_s"]
 
 
-def test_versions_map_to_the_behaviour_of_their_range():
-    assert fm.behaviour_for("2.6.31").name == "2.6.31"
-    assert fm.behaviour_for("2.6.37").name == "2.6.32"
-    assert fm.behaviour_for("4.19").name == "2.6.38"
-    assert fm.behaviour_for("6.18.44-fc").name == "5.18"
+def test_versions_map_to_the_file_behaviour_of_their_era():
+    """The era comes from eras.era_for: 2.6.31.3 carries the stable backport of 408e82b78bcc (munlock by
+    follow_page) but still write-faults shared mappings at mlock, as 2.6.32 to 2.6.37 do."""
+    assert fm.behaviour_for("2.6.31").munlock == "write-gup"
+    b = fm.behaviour_for("2.6.31.3")
+    assert b.munlock == "follow-page" and b.mlock_write == "VM_WRITE"
+    assert fm.behaviour_for("2.6.37").mlock_write == "VM_WRITE"
+    assert fm.behaviour_for("4.19").mlock_write == "private"
+    b = fm.behaviour_for("6.18.44-fc")
+    assert b.munlock == "pte-walk" and not b.exit_munlock_pass
     with pytest.raises(ParamError, match="kernel"):
         fm.behaviour_for("2.6.20")
 
 
 def test_every_behaviour_names_its_sources():
-    for b in fm.BEHAVIOURS:
+    for k in fm.COMPARE_KERNELS:
+        b = fm.behaviour_for(k)
         assert b.source_mlock and b.source_munlock
+
+
+def test_an_exit_whose_faults_never_complete_has_no_time():
+    """2.6.31-mmotm with KSM: the exit-time fault installs no pte and GUP retries it forever."""
+    b = fm.behaviour_for("2.6.31-mmotm")
+    r = fm.run(b, _costs(), mapping="private", fs="disk", cache="warm", writable=True, vma_pages=PAGES,
+               populated_pages=PAGES // 4, writeback_before_munlock=True, free_bytes=16 * GiB, walk_absent_ns=50.0,
+               pte_none_ns=1.0)
+    assert r["outcome"] == "hung" and r["exit_s"] != r["exit_s"]
 
 
 def test_the_scenario_runs_from_the_registry_with_the_shipped_costs():
@@ -112,7 +127,7 @@ def test_a_cold_tmpfs_page_cache_is_refused_with_the_reason():
 
 def test_compare_eras_gives_one_row_per_behaviour():
     d = fm.compare_eras({"mapping": "shared", "vma_bytes": "64MiB", "populated_bytes": "64MiB"})
-    assert list(d["era"]) == list(fm.BEHAVIOUR_NAMES)
+    assert list(d["kernel"]) == list(fm.COMPARE_KERNELS) and d["era"].nunique() == len(fm.COMPARE_KERNELS)
 
 
 def _rows(ns_read: float, ns_cow: float):

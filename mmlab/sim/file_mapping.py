@@ -1,7 +1,9 @@
 """File mappings in the kernel eras: what mlock, munlock and exit did to the pages of a private or shared
 file mapping, priced per page from the `file-mapping` experiment on this machine.
 
-Behaviours, each with its source (file:function@version as read in the trees named, or the commit):
+Which era a kernel version belongs to, and its behaviours `file_gup` and `exit_munlock` with their
+sources, come from eras.py (`behaviour_for` reads them). What those behaviours do to file pages, with
+the sources of that (file:function@version as read in the trees named, or the commit):
 - mlock populates a VM_WRITE VMA with write-GUP until 2.6.38: mm/mlock.c:__mlock_vma_pages_range@2.6.31.3
   (`if (vma->vm_flags & VM_WRITE) gup_flags = GUP_FLAGS_WRITE`) and @2.6.32.9 (`gup_flags |= FOLL_WRITE`).
   The write fault on an absent file page, mm/memory.c:__do_fault@2.6.31.3: private (!VM_SHARED) allocates
@@ -22,13 +24,12 @@ Behaviours, each with its source (file:function@version as read in the trees nam
   has no dirty accounting or writeback (shmem_backing_dev_info: BDI_CAP_NO_ACCT_AND_WRITEBACK, mm/shmem.c
   @2.6.31.3): nothing is throttled or written back there.
 - From 408e82b78bcc munlock is follow_page(FOLL_GET[|FOLL_DUMP]) per address: no fault, nothing dirtied
-  (mm/mlock.c:munlock_vma_pages_range@2.6.32.9; the 2.6.31.3 tree carries it too, as a backport).
+  (mm/mlock.c:munlock_vma_pages_range@2.6.32.9; 2.6.31.3 carries it as a stable backport, eras.py).
 - From 5.18 munlock() walks ptes (34b6792380ce) and exit_mmap has no munlock pass: pages are munlocked as
   their ptes are zapped (a213e5cf71cb).
 
 Costs are this machine's, measured on 6.18 (`FileCosts`: medians of the experiment's rows, 95% bootstrap
-intervals):
-what an old kernel's path did per page is priced as the same path costs today. Stated priors, not
+intervals): what an old kernel's path did per page is priced as the same path costs today. Stated priors, not
 measured here: the 2.6.3x munlock of a present page is priced as 6.18's munlock of it; an absent address
 walked by follow_page at `walk_absent_ns` and a pte_none step at `pte_none_ns` (machine profile); the dirty
 threshold is 20% of the profile's free memory.
@@ -46,7 +47,7 @@ import pandas as pd
 from mmlab.core import paths
 from mmlab.core.params import ParamError, choice, flag, size
 from mmlab.core.units import PAGE_BYTES
-from mmlab.sim.eras import parse_version
+from mmlab.sim.eras import era_for
 from mmlab.sim.profile import Cost
 from mmlab.sim.scenario import Scenario, SimParams
 
@@ -60,56 +61,33 @@ COSTS_PATH = paths.REFERENCE_DIR / "file-costs-reference.json"
 
 @dataclasses.dataclass(frozen=True)
 class FileBehaviour:
-    """What one range of kernels did to file pages at mlock, munlock and exit, and the sources."""
+    """What one era did to file pages at mlock, munlock and exit: read from the era's sourced facts
+    (eras.py `file_gup`, `exit_munlock`), so a version maps to the same era everywhere."""
 
     name: str
-    since: tuple[int, ...]
     versions: str
-    kernel: str  # a version simulated for this behaviour in era comparisons
     mlock_write: str  # "VM_WRITE": write-GUP whenever VM_WRITE | "private": only private writable
     munlock: str  # "write-gup" | "follow-page" | "pte-walk"
     exit_munlock_pass: bool  # munlock_vma_pages_all in exit_mmap before the unmap
+    exit_fault_completes: bool  # False: an exit-time fault never completes (2.6.31-mmotm with KSM)
     source_mlock: str
     source_munlock: str
 
 
-_SRC_MLOCK_OLD = ("mm/mlock.c:__mlock_vma_pages_range@2.6.31.3 (GUP_FLAGS_WRITE if VM_WRITE), @2.6.32.9 (FOLL_WRITE if "
-                  "VM_WRITE); fault: mm/memory.c:__do_fault@2.6.31.3 (private: copy_user_highpage into an anonymous page; "
-                  "shared: page_mkwrite, set_page_dirty, balance_dirty_pages_ratelimited)")
-_SRC_MLOCK_NEW = ("5ecfda041e4b \"mlock: avoid dirtying pages and triggering writeback\" (2.6.38): FOLL_WRITE only if "
-                  "(vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE; today mm/gup.c:populate_vma_page_range")
-BEHAVIOURS: tuple[FileBehaviour, ...] = (
-    FileBehaviour("2.6.31", (2, 6, 28), "2.6.28-2.6.31 mainline (before 408e82b78bcc)", "2.6.31", "VM_WRITE", "write-gup", True,
-                  _SRC_MLOCK_OLD,
-                  "mm/mlock.c:__mlock_vma_pages_range(vma, start, end, 0) before 408e82b78bcc: GUP_FLAGS_IGNORE_VMA_PERMISSIONS"
-                  " | IGNORE_SIGKILL, GUP_FLAGS_WRITE if VM_WRITE; mm/memory.c:follow_page@2.6.31.3 faults a pte without "
-                  "write permission. The range starts with the unevictable-LRU mlock of 2.6.28 (munlock walked pages from "
-                  "then; that version is not checked in a tree)"),
-    FileBehaviour("2.6.32", (2, 6, 32), "2.6.32-2.6.37", "2.6.32", "VM_WRITE", "follow-page", True, _SRC_MLOCK_OLD,
-                  "408e82b78bcc \"mm: munlock use follow_page\": mm/mlock.c:munlock_vma_pages_range@2.6.32.9 "
-                  "follow_page(FOLL_GET | FOLL_DUMP), no fault"),
-    FileBehaviour("2.6.38", (2, 6, 38), "2.6.38-5.17", "2.6.38", "private", "follow-page", True,
-                  _SRC_MLOCK_NEW + " (also backported to some vendor 2.6.32 kernels: Oracle Linux errata ELSA-2013-1645 "
-                  "lists it, so such a 2.6.32 mlocks as this row)",
-                  "mm/mlock.c:munlock_vma_pages_range follow_page per address (pagevec-batched from 3.12), no fault"),
-    FileBehaviour("5.18", (5, 18), "5.18 and later (this kernel)", "6.18", "private", "pte-walk", False, _SRC_MLOCK_NEW,
-                  "34b6792380ce munlock() walks ptes (mlock_pte_range); a213e5cf71cb exit_mmap has no munlock pass: "
-                  "pages munlocked as their ptes are zapped"),
-)
-BEHAVIOUR_NAMES = tuple(b.name for b in BEHAVIOURS)
+_MUNLOCK = {"gup-write-fault": "write-gup", "follow-page": "follow-page", "follow-page-pagevec": "follow-page",
+            "none": "pte-walk"}
+# kernels whose file-mapping behaviours differ, for era comparisons (each the first of its kind)
+COMPARE_KERNELS = ("2.6.31", "2.6.32", "2.6.38", "6.18")
 
 
 def behaviour_for(version: str) -> FileBehaviour:
-    """The file-mapping behaviour of a kernel version (the newest range starting at or below it)."""
-    allowed = "a kernel version >= 2.6.28, e.g. 2.6.31, 2.6.32, 2.6.38, 6.18"
-    try:
-        v = parse_version(version)
-    except ValueError:
-        raise ParamError("kernel", version, allowed, "is not a kernel version") from None
-    found = [b for b in BEHAVIOURS if b.since <= v]
-    if not found:
-        raise ParamError("kernel", version, allowed, "is older than any modelled file-mapping behaviour")
-    return found[-1]
+    """The file-mapping behaviour of a kernel version or era name (eras.era_for: ParamError naming `kernel`
+    for a version no era covers)."""
+    era = era_for(version)
+    gup, munlock = era.facts["file_gup"], era.facts["exit_munlock"]
+    return FileBehaviour(era.name, era.versions, "VM_WRITE" if gup.value == "VM_WRITE" else "private",
+                         _MUNLOCK[munlock.value], era.exit_munlock is not None, era.exit_fault_completes,
+                         gup.source, munlock.source)
 
 
 # ------------------------------------------------------------------------------------------ costs
@@ -261,6 +239,9 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
         exit_.add(P + faulted, c("munmap"))
     else:
         exit_.add(P, c("munmap_locked"))
+    hung = faulted > 0 and not b.exit_fault_completes  # GUP retries an exit-time fault forever: no exit time
+    if hung:
+        exit_.v = exit_.lo = exit_.hi = math.nan
     all_dirtied = dirtied_mlock + dirtied
     wb = _Bill()
     wb.add(all_dirtied, writeback)
@@ -268,7 +249,7 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
         "mlock_write_faults": write_gup_mlock, "munlock_pass": b.munlock,
         "mlock_s": mlock.v, "mlock_s_lo": mlock.lo, "mlock_s_hi": mlock.hi,
         "munlock_s": munlock.v, "munlock_s_lo": munlock.lo, "munlock_s_hi": munlock.hi,
-        "exit_s": exit_.v, "exit_s_lo": exit_.lo, "exit_s_hi": exit_.hi,
+        "outcome": "hung" if hung else "exited", "exit_s": exit_.v, "exit_s_lo": exit_.lo, "exit_s_hi": exit_.hi,
         "mlock_pages_cowed": cowed_mlock, "mlock_pages_dirtied": dirtied_mlock,
         "munlock_pages_faulted": faulted, "munlock_pages_cowed": cowed, "munlock_pages_dirtied": dirtied,
         "anon_bytes_allocated": (cowed_mlock + cowed) * PAGE_BYTES,
@@ -294,7 +275,6 @@ class FileMappingParams(SimParams):
 
     def check(self) -> None:
         super().check()
-        behaviour_for(self.kernel)
         if self.populated_bytes > self.vma_bytes:
             raise ParamError("populated_bytes", self.populated_bytes, f"at most vma_bytes ({self.vma_bytes})", "exceeds the VMA")
         if self.filesystem == "tmpfs" and self.page_cache == "cold":
@@ -318,19 +298,24 @@ def _row(p: FileMappingParams, b: FileBehaviour, costs: FileCosts | None = None)
             "writeback_before_munlock": p.writeback_before_munlock, **row}
 
 
-def compare_eras(values: Mapping[str, object] | None = None, costs: FileCosts | None = None) -> pd.DataFrame:
-    """One row per file-mapping behaviour (2.6.31, 2.6.32, 2.6.38, 5.18+) at the same parameters, priced
-    with `costs` (default: the shipped reference costs)."""
+def compare_eras(values: Mapping[str, object] | None = None, costs: FileCosts | None = None,
+                 kernels: tuple[str, ...] = COMPARE_KERNELS) -> pd.DataFrame:
+    """One row per kernel (default: one of each file-mapping behaviour) at the same parameters, priced with
+    `costs` (default: the shipped reference costs)."""
     p = FileMappingParams.from_mapping({k: v for k, v in (values or {}).items() if k != "kernel"})
-    return pd.DataFrame([_row(dataclasses.replace(p, kernel=b.kernel), b, costs) for b in BEHAVIOURS])
+    return pd.DataFrame([_row(dataclasses.replace(p, kernel=k), behaviour_for(k), costs) for k in kernels])
 
 
-def behaviours_table() -> pd.DataFrame:
-    """Each behaviour with its version range and sources."""
-    return pd.DataFrame([{"era": b.name, "versions": b.versions, "mlock write-faults": "every VM_WRITE VMA" if
-                          b.mlock_write == "VM_WRITE" else "private writable VMAs only", "munlock": b.munlock,
-                          "exit munlock pass": b.exit_munlock_pass, "source (mlock)": b.source_mlock,
-                          "source (munlock)": b.source_munlock} for b in BEHAVIOURS])
+def behaviours_table(kernels: tuple[str, ...] = COMPARE_KERNELS) -> pd.DataFrame:
+    """Each kernel's era, its version ranges and what it did to file pages, with the sources (eras.py)."""
+    rows = []
+    for k in kernels:
+        b = behaviour_for(k)
+        rows.append({"kernel": k, "era": b.name, "versions": b.versions,
+                     "mlock write-faults": "every VM_WRITE VMA" if b.mlock_write == "VM_WRITE" else
+                     "private writable VMAs only", "munlock pass": b.munlock, "exit munlock pass": b.exit_munlock_pass,
+                     "source (mlock)": b.source_mlock, "source (munlock)": b.source_munlock})
+    return pd.DataFrame(rows)
 
 
 def host_costs_path() -> Path:

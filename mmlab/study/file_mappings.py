@@ -90,14 +90,14 @@ def era_figure(sim: pd.DataFrame, title: str):
 
     plt = pyplot()
 
-    eras = list(sim["era"])
+    eras = [f"{k}\n(era {e})" for k, e in zip(sim["kernel"], sim["era"])]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(eras))
     for i, what in enumerate(("mlock", "munlock", "exit")):
         v, lo, hi = (sim[f"{what}_s{s}"].to_numpy() for s in ("", "_lo", "_hi"))
         ax.bar(x + (i - 1) * 0.27, v, 0.27, label=f"{what}", yerr=[v - lo, hi - v], capsize=2)
     ax.set_xticks(x, eras)
-    ax.set_xlabel("kernel era (file-mapping behaviour)")
+    ax.set_xlabel("kernel (its era in eras.py)")
     ax.set_ylabel("simulated seconds")
     ax.legend()
     ax.set_title("time (simulated, method = simulated)")
@@ -116,7 +116,7 @@ def era_figure(sim: pd.DataFrame, title: str):
 
 def era_table(sim: pd.DataFrame) -> pd.DataFrame:
     """The simulated rows reduced to what differs between eras."""
-    cols = ["method", "era", "versions", "mlock_write_faults", "munlock_pass", "mlock_s", "munlock_s", "exit_s",
+    cols = ["method", "kernel", "era", "versions", "outcome", "mlock_write_faults", "munlock_pass", "mlock_s", "munlock_s", "exit_s",
             "mlock_pages_cowed", "mlock_pages_dirtied", "munlock_pages_cowed", "munlock_pages_dirtied",
             "anon_bytes_allocated", "written_back_bytes", "writeback_s", "throttled_pages"]
     return sim[cols].round(4)
