@@ -2,7 +2,7 @@
 
 Runs the whole collection as `make report` does (or reads an existing report with --report DIR) and
 prints each notebook's wall time from reports/<run-id>/run.json. Target on a 2-core, 24 GiB machine:
-the whole collection under 5 minutes (issue 5).
+the whole collection under 5 minutes, so a report is rebuilt while one waits.
 """
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+"""`python -m mmlab`: the command line (mmlab.cli)."""
 import sys
 
 from mmlab.cli import main

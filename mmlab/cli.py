@@ -35,7 +35,7 @@ def _params(args: argparse.Namespace) -> dict[str, object]:
         values.update({str(k): v for k, v in loaded.items()})
     for key, value in getattr(args, "parameter", None) or []:
         values[key] = value
-    for pair in getattr(args, "parameter_pair", None) or []:  # issue 6: `-p KEY VALUE` as rewritten by main()
+    for pair in getattr(args, "parameter_pair", None) or []:  # `-p KEY VALUE` as rewritten by _protect_values
         key, value = json.loads(pair)
         values[key] = value
     return values
@@ -151,7 +151,7 @@ def cmd_run(args) -> int:
     from mmlab.core import paths
     from mmlab.core.store import new_run_id
 
-    # --- issue 6: the report folder's name is confined; an interrupted report is renamed <id>.incomplete
+    # the report folder's name is confined; an interrupted report is renamed <id>.incomplete
     from mmlab.kernel import confine
     from mmlab.study import runner
 
@@ -163,7 +163,6 @@ def cmd_run(args) -> int:
         if out.is_dir():
             out.rename(out.with_name(f"{run_id}.incomplete"))
         raise
-    # --- end issue 6
 
 
 def cmd_compare(args) -> int:
@@ -173,14 +172,14 @@ def cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="mmlab", description=__doc__.splitlines()[0])  # issue 6: one-line usage errors
+    ap = _Parser(prog="mmlab", description=__doc__.splitlines()[0])  # one-line usage errors
     sub = ap.add_subparsers(dest="command", required=True)
 
     def with_params(p):
         p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                        help="set a parameter (repeatable), e.g. -p sizes 64MiB")
         p.add_argument("-f", "--file", action="append", metavar="YAML", help="parameters from a YAML file")
-        p.add_argument("--parameter-pair", action="append", help=argparse.SUPPRESS)  # issue 6, see _protect_values
+        p.add_argument("--parameter-pair", action="append", help=argparse.SUPPRESS)  # see _protect_values
         return p
 
     p = sub.add_parser("env", help="the environment of this machine and what can run here")

@@ -8,9 +8,8 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# --- issue 6: reliability figures ledger and fault-injection helpers (tests/conftest_reliability.py)
+# the reliability figures ledger and fault-injection helpers
 pytest_plugins = ["tests.conftest_reliability"]
-# --- end issue 6
 IS_ROOT = os.geteuid() == 0
 
 

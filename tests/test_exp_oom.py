@@ -87,7 +87,8 @@ def test_without_a_memory_cgroup_it_is_skipped_with_the_reason(monkeypatch):
 
 
 def test_cli_contract_victim_killed_and_both_bystanders_alive():
-    """The issue's command: the victim is killed and both bystanders are alive, in every repeat."""
+    """From the command line, 1 GiB mlocked under a 256 MiB limit beside two bystanders: the victim is killed
+    and both bystanders are alive, in every repeat."""
     out = subprocess.run([sys.executable, "-m", "mmlab", "experiment", "oom-kill", "-p", "limit_bytes", "256MiB",
                           "-p", "lock_bytes", "1GiB", "-p", "bystanders", "2", "-p", "bystander_bytes", "32MiB",
                           "--json", "--no-save"], capture_output=True, text=True, timeout=120)

@@ -27,7 +27,7 @@ class ParamError(MmlabError, ValueError):
     def __init__(self, name: str, value: object, allowed: str, problem: str | None = None):
         self.name, self.value, self.allowed = name, value, allowed
         problem = problem or "is not allowed"
-        label = name if isinstance(name, str) and name.isprintable() and name.strip() == name and name else repr(name)  # issue 6: one line
+        label = name if isinstance(name, str) and name.isprintable() and name.strip() == name and name else repr(name)  # one line
         super().__init__(f"parameter {label}: {value!r} {problem}; allowed: {allowed}")
 
 

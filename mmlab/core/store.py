@@ -48,7 +48,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
          runs_dir: Path | None = None, run_id: str | None = None, extra: Mapping[str, object] | None = None) -> Path:
     """Write one run atomically and return its folder; an existing run is never replaced."""
     runs_dir = Path(runs_dir or paths.runs_dir())
-    if not runs_dir.is_dir():  # issue 6: a runs folder mmlab makes is 0755 whatever the umask
+    if not runs_dir.is_dir():  # a runs folder mmlab makes is 0755 whatever the umask
         runs_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(runs_dir, 0o755)
     run_id = run_id or new_run_id()
@@ -63,7 +63,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
             json.dump(meta, f, indent=1, default=_json_default)
             f.flush()
             os.fsync(f.fileno())
-        # issue 6: safe permissions whatever the umask: folder 0755, files 0644 (readable, never writable by others)
+        # safe permissions whatever the umask: folder 0755, files 0644 (readable, never writable by others)
         os.chmod(tmp, 0o755)
         for item in tmp.iterdir():
             os.chmod(item, 0o644)
@@ -79,7 +79,7 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
             final = runs_dir / f"{run_id}-{n}"
         meta["run_id"] = final.name
         if final.name != run_id:
-            # issue 6: rewritten atomically (temp + rename), so an interrupt here never half-writes run.json
+            # rewritten atomically (temp + rename), so an interrupt here never half-writes run.json
             part = final / f".{RUN_JSON}.tmp"
             with open(part, "w") as f:
                 json.dump(meta, f, indent=1, default=_json_default)

@@ -103,7 +103,8 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
 
     exp = get(name)
     params = exp.Params.from_mapping({**(values or {}), **kw})
-    # --- issue 6 (reliability): one real experiment per machine; janitor; child faults named -------
+    # one real experiment per machine (timings would disturb each other); stale cgroups removed first;
+    # a child's fault becomes one line naming the experiment
     from mmlab.kernel import machine_lock
     from mmlab.kernel.child import ChildError
 
@@ -117,7 +118,6 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
             label = {"hung": "a child hung", "killed": "a child was killed", "exited-early": "a child exited early"}
             raise ExperimentFailed(f"{name} failed ({label.get(e.fault, 'a child reported an error')}): "
                                    f"{' '.join(str(e).split())}") from e
-    # --- end issue 6 --------------------------------------------------------------------------------
     # parts of the experiment skipped on this machine (e.g. a cgroup v1 variant), with their reasons: rows.attrs
     # does not survive Parquet, so they go in run.json and come back as load().attrs["skipped_parts"]
     parts = {str(k): str(v) for k, v in (rows.attrs.get("skipped") or {}).items()}
@@ -126,7 +126,6 @@ def run(name: str, values: Mapping[str, object] | None = None, *, save: bool = T
     return Result(name, params, rows, run_dir)
 
 
-# --- issue 6 (reliability) -------------------------------------------------------------------------
 class ExperimentFailed(MmlabError, RuntimeError):
     """A real experiment stopped because a child hung, exited early or was killed by something else;
     the one-line message names the experiment and what happened. Nothing of the run is stored."""
@@ -146,4 +145,3 @@ def _remove_stale_cgroups() -> None:
     if removed:
         print(f"mmlab: removed {len(removed)} stale memory cgroup(s) left by dead mmlab processes: "
               + ", ".join(str(p) for p in removed), file=sys.stderr, flush=True)
-# --- end issue 6 -----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, unit="run", leave=False)
 
 
-# --- issue 4.5: memory state before a timed first touch is a controlled, recorded condition
+# Memory state before a timed first touch is a controlled, recorded condition.
 SETTLE_HELP = ("pause in the child right before the timed first touch so memory freed earlier is handed back to "
                "the host (free-page reporting takes about 0.5 s; MEASURING.md cold vs warm)")
 
@@ -64,4 +64,3 @@ def settle(seconds: float) -> None:
         import time
 
         time.sleep(seconds)
-# --- end issue 4.5

@@ -82,7 +82,7 @@ class RssProbe:
             return 0
 
     def close(self) -> None:
-        # issue 6: forget the fd before closing it, so a signal landing between the two can never make
+        # forget the fd before closing it, so a signal landing between the two can never make
         # a second close() hit EBADF (or an fd number already reused for something else)
         fd, self.fd = self.fd, -1
         if fd >= 0:

@@ -28,7 +28,7 @@ MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 class MlockThroughputParams(RealParams):
     sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=PAGE_BYTES, hi=1 << 40)
     mappings: tuple = p.choices(["anon-private"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
-    settle_s: float = settle_s_field()  # issue 4.5
+    settle_s: float = settle_s_field()
 
 
 def child_main(ctx, size_bytes: int, mapping: str, file_dir: str, settle_s: float = 0.0) -> None:
@@ -42,7 +42,7 @@ def child_main(ctx, size_bytes: int, mapping: str, file_dir: str, settle_s: floa
     else:
         addr = libc.mmap(size_bytes)
     ctx.sync("mapped")
-    settle(settle_s)  # issue 4.5: memory handed back to the host before the timed first touch
+    settle(settle_s)  # memory handed back to the host before the timed first touch
     ru0 = libc.getrusage()
     t0 = time.monotonic_ns()
     if mapping == "anon-onfault":

@@ -57,7 +57,7 @@ class ReplayParams(RealParams):
     headroom_fraction: float = p.real(0.5, "cgroup settings: the limit leaves room for this fraction of the unreached pages", 0.0, 0.99)
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
-    settle_s: float = settle_s_field()  # issue 4.5: before the replay's timed fault-in
+    settle_s: float = settle_s_field()  # before the replay's timed fault-in
 
 
 def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
@@ -82,7 +82,7 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     rest = vma_bytes - populated_bytes
     if fault_method == "auto":  # MADV_POPULATE_WRITE exists from 5.14 (populate() still falls back on EINVAL)
         fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
-    settle(settle_s)  # issue 4.5: the twin's freed memory handed back to the host before the timed fault-in
+    settle(settle_s)  # the twin's freed memory handed back to the host before the timed fault-in
     ctx.send("replaying", t_ns=time.monotonic_ns(), fault_method=fault_method)
     # 2.6.31's munlock pass cleared VM_LOCKED first, then faulted absent pages in as it went (kernel-history
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA

@@ -22,7 +22,7 @@ from mmlab.core.errors import MmlabError
 from mmlab.kernel.procfs import parse_flat_keyed
 
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
-NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # issue 6: used with fullmatch only, ASCII digits
+NAME_RE = re.compile(r"mmlab-([0-9]{1,10})-([0-9]{1,10})")  # used with fullmatch only, ASCII digits
 _seq = itertools.count()
 
 

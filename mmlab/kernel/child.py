@@ -38,7 +38,7 @@ class ChildDied(ChildError):
     def __init__(self, message: str, returncode: int | None):
         super().__init__(message)
         self.returncode = returncode
-        # --- issue 6: a death by signal is "killed" (OOM killer, another process); else "exited-early"
+        # a death by signal is "killed" (OOM killer, another process); else "exited-early"
         self.fault = "killed" if returncode is not None and returncode < 0 else "exited-early"
 
 
@@ -169,7 +169,7 @@ class Child:
         try:
             self.proc.stdin.write((json.dumps(data) + "\n").encode())
             self.proc.stdin.flush()
-        except BrokenPipeError:  # issue 6: the child died (or closed stdin) meanwhile: say which, as recv does
+        except BrokenPipeError:  # the child died (or closed stdin) meanwhile: say which, as recv does
             try:
                 rc = self.proc.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
@@ -223,7 +223,7 @@ class Child:
                     stream.close()
             except OSError:
                 pass
-        pidfd, self.pidfd = self.pidfd, None  # issue 6: forget first, so an interrupt cannot close it twice
+        pidfd, self.pidfd = self.pidfd, None  # forget first, so an interrupt cannot close it twice
         if pidfd is not None:
             os.close(pidfd)
 

@@ -1,7 +1,7 @@
 """Fit a machine profile from stored real runs: medians of ns-per-page and non-negative least squares,
 with bootstrap intervals. Pure functions of a tidy DataFrame, except `main_calibrate` (the CLI edge).
 
-What comes from where (real column names of the issue-3 experiments):
+What comes from where (column names of the real experiments):
 - mlock-throughput (anon-private): populate_mlock_ns = mlock_ns_per_page, munlock_present_ns = munlock_ns_per_page,
   zap_present_ns = munmap_ns_per_page (munmap of the pages just munlocked), and fault_zero_ns = mlock_ns_per_page
   too: mlock populates through __get_user_pages -> faultin_page, the write fault the pre-patch munlock took

@@ -196,7 +196,7 @@ def by_name(name: str) -> Profile:
         return Profile.load(p)
     p = Path(name)
     if p.suffix == ".json" and p.exists():
-        # --- issue 6: a profile path is confined to the project's folders (mmlab often runs as root),
+        # a profile path is confined to the project's folders (mmlab often runs as root),
         # and a file that is not a profile is one line naming the parameter, not a traceback
         from mmlab.kernel.confine import inside
 
@@ -206,5 +206,4 @@ def by_name(name: str) -> Profile:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path",
                              f"is not a readable profile ({type(e).__name__}: {' '.join(str(e).split())})") from None
-        # --- end issue 6
     raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")

@@ -31,7 +31,7 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
     return g
 
 
-# --- the 2009-scenario experiments (issue 3) --------------------------------------------------------
+# --- the 2009-scenario experiments -------------------------------------------------------------------
 def _size_label(n: float) -> str:
     from mmlab.core.units import format_bytes
 
