@@ -35,7 +35,7 @@ def _run(era: str, mapping: str, populated: int = PAGES, fs: str = "disk", writa
 @pytest.mark.parametrize("era", fm.COMPARE_KERNELS)
 def test_mlock_copies_every_page_of_a_writable_private_mapping_in_every_era(era):
     r = _run(era, "private")
-    assert r["mlock_pages_cowed"] == PAGES and r["anon_bytes_allocated"] >= PAGES * 4096
+    assert r["mlock_pages_cowed"] == PAGES and r["anon_bytes_needed"] >= PAGES * 4096
 
 
 def test_until_2_6_38_mlock_dirties_every_page_of_a_writable_shared_mapping():
@@ -63,9 +63,9 @@ def test_the_prepatch_munlock_redirties_shared_pages_writeback_cleaned():
 def test_the_prepatch_exit_copies_every_page_an_interrupted_mlock_never_reached():
     quarter = PAGES // 4
     old = _run("2.6.31", "private", populated=quarter)
-    assert old["munlock_pages_cowed"] == PAGES - quarter and old["anon_bytes_allocated"] == GiB
+    assert old["munlock_pages_cowed"] == PAGES - quarter and old["anon_bytes_needed"] == GiB
     new = _run("2.6.32", "private", populated=quarter)
-    assert new["munlock_pages_faulted"] == 0 and new["anon_bytes_allocated"] == GiB // 4
+    assert new["munlock_pages_faulted"] == 0 and new["anon_bytes_needed"] == GiB // 4
     # each unreached page: a COW fault and its unmap instead of one follow_page walk
     assert old["exit_s"] - new["exit_s"] == pytest.approx((PAGES - quarter) * (1000 + 1000 - 50) * 1e-9)
 
@@ -151,3 +151,17 @@ def test_calibrate_takes_the_file_fault_and_cow_costs_from_file_mapping_rows():
 
     prof = calibrate_from_runs(_rows(800.0, 5000.0), name="t")
     assert prof["file_fault_ns"] == 800.0 and prof["cow_ns"] == 5001.0
+
+
+def test_cow_copies_past_the_memory_the_machine_has_are_an_out_of_memory_outcome_without_a_time():
+    """A 2.6.31 exit copies every unreached page of a private mapping into anonymous memory: with room for
+    only half of the VMA, the exit cannot finish (no time); 2.6.32's exit copies nothing and finishes."""
+    b31, b32 = fm.behaviour_for("2.6.31"), fm.behaviour_for("2.6.32")
+    kw = dict(costs=_costs(), mapping="private", fs="disk", cache="warm", writable=True, vma_pages=PAGES,
+              populated_pages=PAGES // 4, writeback_before_munlock=True, free_bytes=16 * GiB, walk_absent_ns=50.0,
+              pte_none_ns=1.0, anon_room_bytes=GiB // 2)
+    old, new = fm.run(b31, **kw), fm.run(b32, **kw)
+    assert old["outcome"] == "out-of-memory at exit" and old["exit_s"] != old["exit_s"]
+    assert old["mlock_s"] == old["mlock_s"]  # mlock itself fitted
+    assert new["outcome"] == "exited" and new["exit_s"] > 0
+    assert fm.run(b32, **{**kw, "anon_room_bytes": GiB // 8})["outcome"] == "out-of-memory at mlock"

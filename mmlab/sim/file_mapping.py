@@ -180,9 +180,13 @@ def _less(a: Cost, b: Cost) -> Cost:
 
 def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str, writable: bool, vma_pages: int,
         populated_pages: int, writeback_before_munlock: bool, free_bytes: int, walk_absent_ns: float,
-        pte_none_ns: float) -> dict:
+        pte_none_ns: float, anon_room_bytes: int | None = None) -> dict:
     """The physics of one point as a flat dict: mlock of `populated_pages` (all of the VMA, or as far as a
-    SIGKILL let it get), then either munlock() of the whole VMA or exit with it still VM_LOCKED."""
+    SIGKILL let it get), then either munlock() of the whole VMA or exit with it still VM_LOCKED.
+
+    `anon_room_bytes`: anonymous memory the machine can still give (free, clean page cache dropped, swap);
+    COW copies beyond it cannot be made, and the row's `outcome` says `out-of-memory` with no time for
+    the step that needed them (what each era's OOM killer did next: sigkill-during-mlock). None = unbounded."""
     c = lambda op: costs.get(op, fs, mapping, cache)  # noqa: E731
     shared = mapping == "shared"
     P, U = populated_pages, vma_pages - populated_pages
@@ -240,8 +244,17 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
     else:
         exit_.add(P, c("munmap_locked"))
     hung = faulted > 0 and not b.exit_fault_completes  # GUP retries an exit-time fault forever: no exit time
-    if hung:
-        exit_.v = exit_.lo = exit_.hi = math.nan
+    room = math.inf if anon_room_bytes is None else anon_room_bytes / PAGE_BYTES
+    oom_mlock, oom_exit = cowed_mlock > room, cowed_mlock + cowed > room
+    outcome = "out-of-memory at mlock" if oom_mlock else "out-of-memory at exit" if oom_exit else \
+        "hung" if hung else "exited"
+    nan = (math.nan,) * 3
+    if oom_mlock:
+        mlock.v, mlock.lo, mlock.hi = nan
+    if oom_mlock or oom_exit:
+        munlock.v, munlock.lo, munlock.hi = nan
+    if outcome != "exited":
+        exit_.v, exit_.lo, exit_.hi = nan
     all_dirtied = dirtied_mlock + dirtied
     wb = _Bill()
     wb.add(all_dirtied, writeback)
@@ -249,10 +262,10 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
         "mlock_write_faults": write_gup_mlock, "munlock_pass": b.munlock,
         "mlock_s": mlock.v, "mlock_s_lo": mlock.lo, "mlock_s_hi": mlock.hi,
         "munlock_s": munlock.v, "munlock_s_lo": munlock.lo, "munlock_s_hi": munlock.hi,
-        "outcome": "hung" if hung else "exited", "exit_s": exit_.v, "exit_s_lo": exit_.lo, "exit_s_hi": exit_.hi,
+        "outcome": outcome, "exit_s": exit_.v, "exit_s_lo": exit_.lo, "exit_s_hi": exit_.hi,
         "mlock_pages_cowed": cowed_mlock, "mlock_pages_dirtied": dirtied_mlock,
         "munlock_pages_faulted": faulted, "munlock_pages_cowed": cowed, "munlock_pages_dirtied": dirtied,
-        "anon_bytes_allocated": (cowed_mlock + cowed) * PAGE_BYTES,
+        "anon_bytes_needed": (cowed_mlock + cowed) * PAGE_BYTES,
         "written_back_bytes": all_dirtied * PAGE_BYTES if fs == "disk" else 0,
         "writeback_s": wb.v, "writeback_s_lo": wb.lo, "writeback_s_hi": wb.hi,
         "throttled_pages": throttled_mlock + max(0, throttled),
@@ -281,6 +294,12 @@ class FileMappingParams(SimParams):
             raise ParamError("page_cache", "cold", "warm on tmpfs", "cannot exist: tmpfs pages live only in the page cache")
 
 
+def anon_room(prof) -> int:
+    """Anonymous memory the profile's machine can give a task: free memory, plus clean page cache reclaim
+    can drop and free swap where the profile states them (an older profile states free memory only)."""
+    return int(prof.free_bytes + getattr(prof, "page_cache_bytes", 0) + getattr(prof, "swap_bytes", 0))
+
+
 def simulate(p: FileMappingParams) -> pd.DataFrame:
     """One tidy row for the kernel `p.kernel`."""
     return pd.DataFrame([_row(p, behaviour_for(p.kernel))])
@@ -291,7 +310,7 @@ def _row(p: FileMappingParams, b: FileBehaviour, costs: FileCosts | None = None)
     row = run(b, costs or costs_by_name(p.costs), mapping=p.mapping, fs=p.filesystem, cache=p.page_cache, writable=p.writable,
               vma_pages=math.ceil(p.vma_bytes / PAGE_BYTES), populated_pages=math.ceil(p.populated_bytes / PAGE_BYTES),
               writeback_before_munlock=p.writeback_before_munlock, free_bytes=prof.free_bytes,
-              walk_absent_ns=prof["walk_absent_ns"], pte_none_ns=prof["pte_none_ns"])
+              walk_absent_ns=prof["walk_absent_ns"], pte_none_ns=prof["pte_none_ns"], anon_room_bytes=anon_room(prof))
     return {"experiment": NAME, "method": "simulated", "kernel": p.kernel, "era": b.name, "versions": b.versions,
             "profile": p.profile, "mapping": p.mapping, "filesystem": p.filesystem, "page_cache": p.page_cache,
             "writable": p.writable, "vma_bytes": p.vma_bytes, "populated_bytes": p.populated_bytes,

@@ -96,14 +96,18 @@ def era_figure(sim: pd.DataFrame, title: str):
     for i, what in enumerate(("mlock", "munlock", "exit")):
         v, lo, hi = (sim[f"{what}_s{s}"].to_numpy() for s in ("", "_lo", "_hi"))
         ax.bar(x + (i - 1) * 0.27, v, 0.27, label=f"{what}", yerr=[v - lo, hi - v], capsize=2)
+    for xi, outcome in zip(x, sim.get("outcome", ["exited"] * len(x))):
+        if outcome != "exited":  # no time for an outcome that is not an exit: say what happened instead
+            ax.annotate(outcome, (xi, 0), xytext=(0, 4), textcoords="offset points", rotation=90, ha="center",
+                        va="bottom", fontsize=8, color="firebrick")
     ax.set_xticks(x, eras)
     ax.set_xlabel("kernel (its era in eras.py)")
     ax.set_ylabel("simulated seconds")
     ax.legend()
     ax.set_title("time (simulated, method = simulated)")
-    cow = (sim["anon_bytes_allocated"] / (1 << 20)).to_numpy()
+    cow = (sim["anon_bytes_needed"] / (1 << 20)).to_numpy()
     wb = (sim["written_back_bytes"] / (1 << 20)).to_numpy()
-    ax2.bar(x - 0.2, cow, 0.4, label="anonymous pages allocated (COW), MiB")
+    ax2.bar(x - 0.2, cow, 0.4, label="anonymous memory the COW copies need, MiB")
     ax2.bar(x + 0.2, wb, 0.4, label="written back, MiB")
     ax2.set_xticks(x, eras)
     ax2.set_ylabel("MiB")
@@ -118,6 +122,6 @@ def era_table(sim: pd.DataFrame) -> pd.DataFrame:
     """The simulated rows reduced to what differs between eras."""
     cols = ["method", "kernel", "era", "versions", "outcome", "mlock_write_faults", "munlock_pass", "mlock_s", "munlock_s", "exit_s",
             "mlock_pages_cowed", "mlock_pages_dirtied", "munlock_pages_cowed", "munlock_pages_dirtied",
-            "anon_bytes_allocated", "written_back_bytes", "writeback_s", "throttled_pages"]
+            "anon_bytes_needed", "written_back_bytes", "writeback_s", "throttled_pages"]
     return sim[cols].round(4)
 
