@@ -30,7 +30,8 @@ the sources of that (file:function@version as read in the trees named, or the co
 
 Costs are this machine's, measured on 6.18 (`FileCosts`: medians of the experiment's rows, 95% bootstrap
 intervals): what an old kernel's path did per page is priced as the same path costs today. Stated priors, not
-measured here: the 2.6.3x munlock of a present page is priced as 6.18's munlock of it; an absent address
+measured here: the munlock of a present page is 6.18's munlock of it times the era's `munlock_factor` (eras.py:
+Babka's 3.11 -> 3.12 gain, a prior for older kernels); an absent address
 walked by follow_page at `walk_absent_ns` and a pte_none step at `pte_none_ns` (machine profile); the dirty
 threshold is 20% of the profile's free memory.
 """
@@ -70,6 +71,7 @@ class FileBehaviour:
     munlock: str  # "write-gup" | "follow-page" | "pte-walk"
     exit_munlock_pass: bool  # munlock_vma_pages_all in exit_mmap before the unmap
     exit_fault_completes: bool  # False: an exit-time fault never completes (2.6.31-mmotm with KSM)
+    munlock_factor: float  # the era's cost of munlocking a present page relative to this kernel (eras.py)
     source_mlock: str
     source_munlock: str
 
@@ -87,7 +89,7 @@ def behaviour_for(version: str) -> FileBehaviour:
     gup, munlock = era.facts["file_gup"], era.facts["exit_munlock"]
     return FileBehaviour(era.name, era.versions, "VM_WRITE" if gup.value == "VM_WRITE" else "private",
                          _MUNLOCK[munlock.value], era.exit_munlock is not None, era.exit_fault_completes,
-                         gup.source, munlock.source)
+                         era.munlock_factor, gup.source, munlock.source)
 
 
 # ------------------------------------------------------------------------------------------ costs
@@ -214,7 +216,8 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
 
     # the munlock pass: munlock() of the VMA, or munlock_vma_pages_all at exit
     munlock, faulted, cowed, dirtied = _Bill(), 0, 0, 0
-    munlock.add(P, c("munlock"))
+    m = c("munlock")
+    munlock.add(P, Cost(m.value * b.munlock_factor, m.lo * b.munlock_factor, m.hi * b.munlock_factor))
     if b.munlock == "write-gup":
         if writable and shared and fs == "disk" and writeback_before_munlock:
             munlock.add(P, c("redirty_after_writeback"))
