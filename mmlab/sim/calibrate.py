@@ -190,4 +190,9 @@ def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
     with pd.option_context("display.max_colwidth", 70, "display.width", 200):
         print(table.to_string(index=False))
     print(f"{len(real)} real/replay rows read; profile saved to {path}")
+    if "experiment" in real and (real["experiment"] == "file-mapping").any():
+        from mmlab.sim import file_mapping
+
+        _, fpath = file_mapping.calibrate(real)
+        print(f"file-mapping per-page costs saved to {fpath} (simulate file-mapping -p costs host)")
     return prof, path
