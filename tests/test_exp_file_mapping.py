@@ -71,10 +71,14 @@ def test_a_write_fault_dirties_shared_pages_writeback_cleans_them_and_the_next_w
     assert again["dirty_bytes"] == SIZE and again["minflt"] >= PAGES
 
 
-def test_munlock_leaves_the_pages_mapped_but_unlocked(result):
+def test_munlock_leaves_the_pages_mapped_unlocked_and_a_shared_disk_mapping_clean(result):
+    """This kernel's munlock walks ptes and faults nothing: every page stays mapped, none locked, and a
+    shared disk mapping stays clean (the pre-patch write-GUP munlock dirtied it)."""
     rows = result[0].rows
     d = rows[rows["operation"] == "munlock"]
     assert len(d) and (d["locked_bytes"] == 0).all() and (d["rss_bytes"] == SIZE).all()
+    shared = d[(d["filesystem"] == "disk") & (d["mapping"] == "shared")]
+    assert len(shared) and (shared["dirty_bytes"] == 0).all()
 
 
 def test_cold_reads_come_from_disk_and_warm_ones_from_the_page_cache(result):
