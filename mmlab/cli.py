@@ -157,7 +157,7 @@ def cmd_run(args) -> int:
 
     run_id = confine.safe_name("run-id", args.run_id) if args.run_id is not None else new_run_id()
     try:
-        return runner.main(args.notebooks, _params(args), hide_code=args.hide_code, run_id=run_id)
+        return runner.main(args.notebooks, _params(args), show_code=args.show_code, run_id=run_id)
     except KeyboardInterrupt:
         out = paths.reports_dir() / run_id
         if out.is_dir():
@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_calibrate)
     p = with_params(sub.add_parser("run", help="execute the notebooks and publish HTML reports"))
     p.add_argument("notebooks", nargs="*", help="notebook names or paths (default: all in notebooks/)")
-    p.add_argument("--hide-code", action="store_true", help="hide code cells in the HTML")
+    p.add_argument("--show-code", action="store_true", help="for authors: publish with code cells open (readers get them folded)")
+    p.add_argument("--hide-code", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("compare", help="compare stored runs (hosts, kernels)")

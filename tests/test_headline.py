@@ -4,7 +4,10 @@ import re
 import numpy as np
 import pandas as pd
 
+from mmlab.study import estimates as es
 from mmlab.study import headline as h
+from mmlab.study import sentences
+from mmlab.study import series as sr
 
 MiB = 1 << 20
 
@@ -21,10 +24,10 @@ def _real(values, vma=256 * MiB, target=64 * MiB, overshoot=3 * 4096):
 
 
 def _summary(rows, fraction=0.25, missing=None):
-    labelled = h.label(pd.DataFrame(rows), "2.6.31", "2.6.32")
-    est = h.estimates(labelled, h.SIGKILL)
-    rat = h.ratios(est)
-    return est, rat, h.sentence(h.SIGKILL, est, rat, h.series_labels("2.6.31", "2.6.32", "6.18"), fraction,
+    labelled = sr.label(pd.DataFrame(rows), "2.6.31", "2.6.32")
+    est = es.estimates(labelled, sr.SIGKILL)
+    rat = es.ratios(est)
+    return est, rat, sentences.sentence(sr.SIGKILL, est, rat, sr.series_labels("2.6.31", "2.6.32", "6.18"), fraction,
                                 missing=missing)
 
 
@@ -32,7 +35,7 @@ def test_rows_are_sorted_into_pre_patch_post_patch_and_this_kernel():
     """Simulated 2.6.31 is pre-patch, 2.6.32 post-patch, replays pre-patch work here, real rows this kernel."""
     rows = pd.DataFrame([{"method": "simulated", "kernel": "2.6.31"}, {"method": "simulated", "kernel": "2.6.32"},
                          {"method": "replay", "kernel": None}, {"method": "real", "kernel": None}])
-    assert list(h.label(rows, "2.6.31", "2.6.32")["series"]) == [h.PRE, h.POST, h.REPLAY, h.REAL]
+    assert list(sr.label(rows, "2.6.31", "2.6.32")["series"]) == [sr.PRE, sr.POST, sr.REPLAY, sr.REAL]
 
 
 def test_a_real_run_is_placed_at_its_target_not_where_mlock_stopped():
@@ -41,11 +44,15 @@ def test_a_real_run_is_placed_at_its_target_not_where_mlock_stopped():
     assert list(est["point_bytes"]) == [64 * MiB] and int(est["n"].iloc[0]) == 3
 
 
-def test_sentence_quotes_the_ratio_and_interval_found_in_the_rows():
-    """A 41x pre/post difference in the model rows reads back as 41x, with the interval they imply."""
+def test_sentence_quotes_the_ratio_and_its_model_range_found_in_the_rows():
+    """A 41x pre/post difference in the model rows reads back as 41x, with the model range they imply,
+    named as a model range of simulated sides and never as a confidence interval."""
     rows = [_model("2.6.31", 4.1, 3.8, 4.4), _model("2.6.32", 0.1, 0.1, 0.1), *_real([0.09, 0.1, 0.11])]
     _, rat, text = _summary(rows)
-    assert "exit took 41x longer before the patch" in text and "CI 38x-44x" in text
+    assert "exit took 41x as long before the patch" in text and "model range 38x–44x" in text
+    assert "both sides simulated" in text
+    simulated_sentences = [t for t in text.split(". ") if "simulated" in t]
+    assert simulated_sentences and not any(re.search(r"\bCI\b", t) for t in simulated_sentences)
     assert "25% populated" in text
 
 
@@ -60,7 +67,7 @@ def test_sentence_changes_when_the_data_change():
 def test_missing_measurements_are_said_with_their_reason():
     """With no real or replay rows the sentence says so, naming why, and still quotes the models."""
     rows = [_model("2.6.31", 4.1, 3.8, 4.4), _model("2.6.32", 0.1, 0.1, 0.1)]
-    _, _, text = _summary(rows, missing={h.REAL: "oom-kill: no memory cgroup", h.REPLAY: "prepatch-replay: skipped"})
+    _, _, text = _summary(rows, missing={sr.REAL: "oom-kill: no memory cgroup", sr.REPLAY: "prepatch-replay: skipped"})
     assert "41x" in text and "No measured rows on this kernel: oom-kill: no memory cgroup" in text
     assert "No replay rows: prepatch-replay: skipped" in text
 
@@ -69,10 +76,10 @@ def test_simulated_pre_patch_exit_is_significantly_slower_than_post_patch():
     """The 2.6.31 model faults in every unreached page at exit, 2.6.32 none: at 25% populated the
     exit is several times slower before the patch and the interval excludes 1."""
     prm = h.SummaryParams(vma_bytes="256MiB", populated_fractions="0.25")
-    s = h.summarise(h.SIGKILL, pd.DataFrame(columns=["experiment", "method"]), prm, "6.18")
-    r = s.ratios.set_index(["num", "den"]).loc[(h.PRE, h.POST)]
+    s = h.summarise(sr.SIGKILL, pd.DataFrame(columns=["experiment", "method"]), prm, "6.18")
+    r = s.ratios.set_index(["num", "den"]).loc[(sr.PRE, sr.POST)]
     assert r["ratio"] > 2 and r["significant"]
-    assert re.search(r"exit took [0-9.]+x longer before the patch", s.sentence)
+    assert re.search(r"exit took [0-9.]+x as long before the patch", s.sentence)
 
 
 def test_replay_twins_count_as_this_kernels_measurement_at_the_same_point():
@@ -83,7 +90,7 @@ def test_replay_twins_count_as_this_kernels_measurement_at_the_same_point():
          "target_populated_bytes": 16 * MiB, "replay_s": 0.02, "modern_kill_to_reap_s": 0.002, "warmup": False},
         {"experiment": "prepatch-replay", "method": "replay", "setting": "cgroup-oom", "vma_bytes": 64 * MiB,
          "target_populated_bytes": 16 * MiB, "replay_s": 0.5, "modern_kill_to_reap_s": 0.002, "warmup": False}])
-    m = h.measured_for("sigkill-during-mlock", stored)
+    m = sr.measured_for("sigkill-during-mlock", stored)
     assert sorted(m["method"]) == ["real", "replay"]
     assert m.loc[m["method"] == "real", "kill_to_reap_s"].tolist() == [0.002]
     assert m.loc[m["method"] == "replay", "replay_s"].tolist() == [0.02]
@@ -92,13 +99,13 @@ def test_replay_twins_count_as_this_kernels_measurement_at_the_same_point():
 def test_oom_outcomes_count_the_bystanders_killed():
     """Per series: bystanders killed out of those present, across trials."""
     rows = pd.DataFrame([
-        {"series": h.REAL, "role": "victim", "survived": False, "kill_to_reap_s": 0.03, "repeat": 0},
-        {"series": h.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 0},
-        {"series": h.REAL, "role": "bystander", "survived": False, "kill_to_reap_s": np.nan, "repeat": 0},
-        {"series": h.REAL, "role": "victim", "survived": False, "kill_to_reap_s": 0.04, "repeat": 1},
-        {"series": h.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 1},
-        {"series": h.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 1}])
-    o = h.oom_outcomes(rows).iloc[0]
+        {"series": sr.REAL, "role": "victim", "survived": False, "kill_to_reap_s": 0.03, "repeat": 0},
+        {"series": sr.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 0},
+        {"series": sr.REAL, "role": "bystander", "survived": False, "kill_to_reap_s": np.nan, "repeat": 0},
+        {"series": sr.REAL, "role": "victim", "survived": False, "kill_to_reap_s": 0.04, "repeat": 1},
+        {"series": sr.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 1},
+        {"series": sr.REAL, "role": "bystander", "survived": True, "kill_to_reap_s": np.nan, "repeat": 1}])
+    o = es.oom_outcomes(rows).iloc[0]
     assert (o["trials"], o["bystanders"], o["bystanders_killed"], o["victims_killed"]) == (2, 4, 1, 2)
 
 
@@ -106,5 +113,62 @@ def test_oom_model_matches_the_measured_cgroup():
     """The simulated machine gets the measured group's limit as RAM, its bystanders, and the mlock size."""
     rows = pd.DataFrame([{"method": "real", "role": "victim", "limit_bytes": 256 * MiB, "bystanders": 2,
                           "bystander_bytes": 32 * MiB, "lock_bytes": 1 << 30}])
-    v = h.oom_sim_values(rows, {})
+    v = sr.oom_sim_values(rows, {})
     assert (v["ram_bytes"], v["bystanders"], v["free_bytes"], v["vma_bytes"]) == (256 * MiB, 2, 192 * MiB, 1 << 30)
+
+
+def test_interval_is_named_for_what_it_is():
+    """Seven measured repeats give a bootstrap 95% CI, three only their min-max range, one a single
+    trial; a model's bounds are its model range."""
+    def kind(values):
+        return es.estimates(sr.label(pd.DataFrame(_real(values)), "2.6.31", "2.6.32"), sr.SIGKILL)["kind"].iloc[0]
+
+    assert kind([0.01 * (1 + i / 50) for i in range(7)]) == es.CI
+    assert kind([0.020, 0.031, 0.025]) == es.RANGE
+    assert kind([0.02]) == es.ONE
+    est = es.estimates(sr.label(pd.DataFrame([_model("2.6.31", 4.1, 3.8, 4.4)]), "2.6.31", "2.6.32"), sr.SIGKILL)
+    assert est["kind"].iloc[0] == es.MODEL
+
+
+def test_a_range_of_three_repeats_is_their_min_and_max():
+    """With three repeats the interval shown is exactly the smallest and largest of them."""
+    est = es.estimates(sr.label(pd.DataFrame(_real([0.020, 0.031, 0.025])), "2.6.31", "2.6.32"), sr.SIGKILL).iloc[0]
+    assert (est["lo_s"], est["hi_s"], est["median_s"]) == (0.020, 0.031, 0.025)
+
+
+def test_ratio_with_a_simulated_side_says_so():
+    """This kernel measured over 2.6.32 simulated: a model range, with the denominator named simulated."""
+    rows = [_model("2.6.31", 4.1, 3.8, 4.4), _model("2.6.32", 0.1, 0.09, 0.11), *_real([0.09 + i / 1000 for i in range(7)])]
+    est, rat, _ = _summary(rows)
+    r = rat.set_index(["num", "den"]).loc[(sr.REAL, sr.POST)]
+    assert r["kind"] == es.MODEL and r["sides"] == "denominator simulated"
+
+
+def test_claims_name_their_evidence_and_never_call_a_model_range_ci():
+    """The three claims of the index: each says whether its number is replayed, measured or simulated
+    (and on which profile); a claim that quotes a simulation never says CI."""
+    prm = h.SummaryParams(vma_bytes="256MiB", populated_fractions="0.25")
+    empty = pd.DataFrame(columns=["experiment", "method"])
+    s1 = h.summarise(sr.SIGKILL, empty, prm, "6.18")
+    s2 = h.summarise(sr.MUNLOCK, empty, prm, "6.18")
+    s3 = h.summarise_oom(empty, prm, "6.18")
+    claims = h.claims(s1, s2, s3, prm.profile)
+    assert len(claims) == 3
+    for c in claims:
+        assert "simulated" in c.lower() or "replayed here" in c.lower() or "measured here" in c.lower()
+        assert "reference profile" in c and not re.search(r"\bCI\b", c)
+        assert "](00-summary.html#" in c
+
+
+def test_exit_claim_quotes_the_replay_against_this_kernel_at_one_point():
+    """With replayed and measured exits at the same point, claim 1 quotes that point, both medians, and
+    a bootstrap 95% CI naming the repeats on each side."""
+    stored = pd.DataFrame([
+        {"experiment": "prepatch-replay", "method": "replay", "setting": "free", "vma_bytes": 256 * MiB,
+         "target_populated_bytes": 64 * MiB, "replay_s": 0.15 + i / 1000, "modern_kill_to_reap_s": 0.014 + i / 10000,
+         "warmup": False, "repeat": i} for i in range(7)])
+    prm = h.SummaryParams(vma_bytes="256MiB", populated_fractions="0.25")
+    s1 = h.summarise(sr.SIGKILL, stored, prm, "6.18")
+    text = sentences.claim_exit(s1.estimates, s1.ratios, "reference", "00-summary.html", "sigkill")
+    assert "256 MiB VMA 25% populated" in text and "Replayed here" in text
+    assert "95% CI" in text and "n = 7 and 7" in text and "both sides measured" in text

@@ -149,3 +149,98 @@ def test_static_widgets_show_a_figure_and_a_note_not_a_dead_control(site, pages)
     page = pages[(site.parent / "00-summary.html").as_uri()]["page"]
     notes = page.locator(".mmlab-widget-note").count()
     assert notes >= 2 and page.locator(".jupyter-widgets").count() == 0
+
+
+# --- what a reader of the published study is promised ----------------------------------------------------
+
+def _text(page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+def test_every_page_has_a_title_naming_it(site, pages):
+    """A browser tab names the page: the index as the index, a notebook page by its own heading."""
+    for u, v in pages.items():
+        page = v["page"]
+        title = page.title()
+        assert title and title != "Notebook", u
+        if Path(urlparse(u).path).name == "index.html":
+            assert title.startswith("Index"), title
+        else:
+            assert title.startswith(page.locator("h1").first.inner_text().strip()), (u, title)
+
+
+def test_every_page_but_the_index_links_to_it(site, pages):
+    """From any page a reader gets back to the index (and the index leads on to the summary)."""
+    for u, v in pages.items():
+        hrefs = [raw for raw, _ in v["links"]]
+        if Path(urlparse(u).path).name == "index.html":
+            assert "00-summary.html" in hrefs
+        else:
+            assert "index.html" in hrefs, u
+
+
+def test_no_page_is_wider_than_a_1280_px_window(pages):
+    """Wide tables scroll inside their box and figures shrink: the page itself never scrolls sideways."""
+    widths = {u: v["page"].evaluate("document.documentElement.scrollWidth") for u, v in pages.items()}
+    assert {u: w for u, w in widths.items() if w > 1280} == {}
+
+
+def test_no_code_is_visible_by_default(pages):
+    """Code is folded away: the visible text of a page holds no `import` or `from mmlab` line."""
+    for u, v in pages.items():
+        lines = [line.strip() for line in _text(v["page"]).splitlines()]
+        assert not [line for line in lines if line.startswith(("import ", "from mmlab"))], u
+
+
+def _private() -> list[str]:
+    secrets = [str(ROOT), str(ROOT.resolve())]
+    try:
+        cmdline = Path("/proc/cmdline").read_text().strip()
+    except OSError:
+        cmdline = ""
+    return [s for s in secrets + [cmdline] if len(s) > 4]
+
+
+def test_nothing_private_is_published(site):
+    """No file of the site (pages, shipped notebooks, data, run facts) holds the kernel command line
+    or the absolute path of the clone, of the folder holding it, or of the report folder."""
+    secrets = _private() + [str(site.parent)] + ([str(ROOT.parent) + "/"] if len(ROOT.parent.parts) > 2 else [])
+    leaks = {}
+    for f in site.parent.rglob("*"):
+        if f.is_file() and f.suffix in (".html", ".ipynb", ".csv", ".json", ".md", ".css"):
+            text = f.read_text(errors="replace")
+            hit = [s for s in secrets if s in text]
+            if hit:
+                leaks[f.name] = hit
+    assert leaks == {}
+
+
+def test_no_sentence_about_simulated_figures_calls_an_interval_ci(pages):
+    """A model's spread is its model range: a sentence of running text that mentions a simulation
+    never says "CI"."""
+    import re
+
+    bad = []
+    for u, v in pages.items():
+        paras = v["page"].evaluate("Array.from(document.querySelectorAll('p, li')).map(e => e.innerText)")
+        for para in paras:
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", para):
+                if re.search(r"simulat", sentence, re.I) and re.search(r"\bCI\b", sentence):
+                    bad.append((Path(urlparse(u).path).name, sentence[:160]))
+    assert bad == []
+
+
+def test_the_site_is_at_most_3_mb(site):
+    """Shared style sheet once, figures as PNG: the whole folder stays small enough to mail or host."""
+    size = sum(f.stat().st_size for f in site.parent.rglob("*") if f.is_file())
+    assert size <= 3_000_000, f"{size / 1e6:.2f} MB"
+
+
+def test_each_page_links_its_executed_notebook(site, pages):
+    """A reader can redo a page: it links its executed .ipynb, which is in the folder."""
+    for u, v in pages.items():
+        name = Path(urlparse(u).path).name
+        if name == "index.html":
+            continue
+        hrefs = [raw for raw, _ in v["links"]]
+        assert name.replace(".html", ".ipynb") in hrefs, name

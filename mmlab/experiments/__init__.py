@@ -132,13 +132,19 @@ class ExperimentFailed(MmlabError, RuntimeError):
 
 
 def _remove_stale_cgroups() -> None:
-    """The janitor, at the start of every real experiment: memory groups named by mmlab whose creator
-    died (e.g. a notebook kernel SIGKILLed mid-experiment) are emptied and removed, and named on stderr."""
+    """The janitor, at the start of every real experiment: memory groups and trace instances named by
+    mmlab whose creator died (e.g. a notebook kernel SIGKILLed mid-experiment) are emptied and removed,
+    and named on stderr."""
     import os
     import sys
 
-    from mmlab.kernel import cgroup
+    from mmlab.kernel import cgroup, trace
 
+    if os.geteuid() == 0:
+        gone = trace.remove_stale()  # their trace instances too (events enabled there go with them)
+        if gone:
+            print(f"mmlab: removed {len(gone)} stale trace instance(s) left by dead mmlab processes: "
+                  + ", ".join(str(p) for p in gone), file=sys.stderr, flush=True)
     if not any(os.access(h.parent, os.W_OK) for h in cgroup.candidate_parents()):
         return  # unprivileged without a delegated subtree: nothing here is ours to remove
     removed = cgroup.remove_stale()

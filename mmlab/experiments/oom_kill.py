@@ -24,6 +24,7 @@ from mmlab.core.units import format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
+from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child
 from mmlab.kernel.safety import Skipped
@@ -40,6 +41,7 @@ class OomParams(RealParams):
     lock_bytes: int = p.size("1GiB", "the victim's mlock() (must exceed limit_bytes)", hi=1 << 44)
     bystanders: int = p.integer(2, "bystander processes in the same group", 0, 16)
     bystander_bytes: int = p.size("32MiB", "memory each bystander fills and keeps")
+    trace: bool = trace_field()
 
     def check(self) -> None:
         if self.lock_bytes <= self.limit_bytes:
@@ -93,11 +95,13 @@ def _join(c: Child, group: cgroup.MemoryCgroup) -> None:
     c.reply()
 
 
-def run_once(params: OomParams) -> tuple[list[dict], dict]:
-    """One group, its bystanders and one victim: rows per process and the group's figures."""
+def run_once(params: OomParams, traced: bool | None = None) -> tuple[list[dict], dict]:
+    """One group, its bystanders and one victim: rows per process and the group's figures; with
+    tracing, each row gains the kernel's phases for its task (k_* columns, seconds since mlock())."""
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
         group = stack.enter_context(cgroup.memory_cgroup(params.limit_bytes))
+        tr = stack.enter_context(tracer(params.trace if traced is None else traced))
         shared = {"limit_bytes": params.limit_bytes, "cgroup_version": group.version}
         shared.update(counters("before"))
         bys = []
@@ -113,6 +117,7 @@ def run_once(params: OomParams) -> tuple[list[dict], dict]:
         rss_base = probe.read()  # the interpreter, charged before it joined the group
         ev0 = group.events()
         kills0, max0 = ev0.get("oom_kill", 0), ev0.get("max", 0)
+        tr.watch([v.pid] + [b.pid for b, _ in bys])
         v.reply()
         t_start = v.expect("locking")["t_ns"] / 1e9
         deadline = time.monotonic() + params.timeout_s
@@ -143,6 +148,7 @@ def run_once(params: OomParams) -> tuple[list[dict], dict]:
                       "cgroup_max": events.get("max", 0), "cgroup_peak_bytes": group.peak_bytes()}
         shared.update(group_figs)
         rc = v.reap()
+        tr.finish(reaped_pid=v.pid)  # the OOM episode ends here; the bystanders' later exits are not part of it
         t_k = t_kill if t_kill is not None else float("nan")
         rows.append({"role": "victim", "pid": v.pid, "survived": rc >= 0, "term_signal": term_signal(rc),
                      "start_to_kill_s": t_k - t_start, "kill_to_reap_s": t_exit[v.pid] - t_k,
@@ -169,6 +175,8 @@ def run_once(params: OomParams) -> tuple[list[dict], dict]:
                          "process_bytes": params.bystander_bytes})
             b.reply()
             b.expect("done")
+        for r in rows:
+            r.update(tr.phases(r["pid"], t_start))
     shared.update(counters("after"))
     return rows, shared
 
@@ -240,8 +248,27 @@ def findings(rows) -> str:
              f"- {o['bystanders_alive']} of {o['bystanders']} bystanders survived; {o['bystanders_intact']} had their "
              "memory intact (CRC unchanged, all pages resident).",
              f"- OOM kills counted by the group per repeat: {', '.join(map(str, o['oom_kills_per_repeat']))}."]
+    lines += kernel_findings(v)
     if o["bystanders"] and o["bystanders_alive"] == o["bystanders"] == o["bystanders_intact"]:
         lines.append("\nOn this kernel the bystanders survive: the OOM killer took only the mlocking victim.")
     elif o["bystanders"]:
         lines.append(f"\nOn this kernel {o['bystanders'] - o['bystanders_alive']} bystander(s) were killed.")
     return "\n".join(lines)
+
+
+def kernel_findings(victims) -> list[str]:
+    """Sentences from the kernel's own events for the victims of traced repeats (none if untraced)."""
+    if "k_mark_victim_s" not in victims or not victims["k_mark_victim_s"].notna().any():
+        return []
+    v = victims[victims["k_mark_victim_s"].notna()]
+    ms = lambda s: s.median() * 1e3  # noqa: E731
+    ran = int(v["k_start_task_reaping_s"].notna().sum())
+    reaper = (f"the OOM reaper ran in {ran} of {len(v)} (median {v.loc[v['k_start_task_reaping_s'].notna(), 'k_reaped_bytes'].median() / (1 << 20):.0f} MiB reaped)"
+              if ran else "the OOM reaper never ran (its wake-up is queued 2 s after the kill and skipped once exit_mmap is done)")
+    return [f"- The kernel's own events ({len(v)} traced repeats, medians): from the first memcg reclaim at the "
+            f"limit to `mark_victim` {ms(v['k_mark_victim_s'] - v['k_limit_s']):.1f} ms (the OOM report alone "
+            f"{ms(v['k_oom_to_kill_s']):.1f} ms); from the SIGKILL to `do_exit` {ms(v['k_kill_to_exit_s']):.1f} ms; "
+            f"from the SIGKILL to the end of `exit_mmap` {ms(v['k_kill_to_exit_mmap_s']):.1f} ms "
+            f"({ms(v['k_exit_to_exit_mmap_oncpu_s']):.1f} ms of the teardown on a CPU, of "
+            f"{ms(v['k_exit_to_exit_mmap_s']):.1f} ms); {reaper}. User space saw the kill "
+            f"{ms(v['start_to_kill_s'] - v['k_mark_victim_s']):.1f} ms after `mark_victim`."]

@@ -39,6 +39,7 @@ from mmlab.experiments.cut_short import (
     resident_bytes,
     term_signal,
 )
+from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc, procfs
 from mmlab.kernel.child import Child, ChildDied, ChildError
 
@@ -58,6 +59,7 @@ class ReplayParams(RealParams):
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
     settle_s: float = settle_s_field()  # before the replay's timed fault-in
+    trace: bool = trace_field()
 
 
 def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
@@ -112,14 +114,17 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
 
 
 def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,
-              group: cgroup.MemoryCgroup | None, row: dict) -> Child:
-    """Start a child and bring it to the cut-short state; counters before and at the cut go in row."""
+              group: cgroup.MemoryCgroup | None, row: dict, tr=None) -> Child:
+    """Start a child and bring it to the cut-short state; counters before and at the cut go in row;
+    the tracer, if given, watches the child from the start."""
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
                                   settle_s=params.settle_s if replay else 0.0))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
+    if tr is not None:
+        tr.watch([c.pid])
     row.update(counters("before", c.pid))
     c.reply()
     msg = c.expect("cut")
@@ -132,21 +137,29 @@ def modern_exit(vma: int, populated: int, params: ReplayParams) -> dict:
     """A twin child in the same state, SIGKILLed: the modern exit of the same VMA (method real)."""
     row: dict = {}
     with contextlib.ExitStack() as stack:
-        c = cut_child(stack, vma, populated, params, False, None, row)
+        tr = stack.enter_context(tracer(params.trace))
+        c = cut_child(stack, vma, populated, params, False, None, row, tr)
+        t_kill = time.monotonic()
         t = kill_timed(c, params.timeout_s)
-    return {"modern_kill_to_reap_s": t["kill_to_reap_s"], "modern_populated_bytes": row["populated_bytes"]}
+        tr.finish(reaped_pid=c.pid)
+        k = tr.phases(c.pid, t_kill)
+    out = {"modern_kill_to_reap_s": t["kill_to_reap_s"], "modern_populated_bytes": row["populated_bytes"]}
+    out.update({f"modern_{key}": v for key, v in k.items()
+                if key in ("traced", "k_kill_to_exit_s", "k_kill_to_exit_mmap_s", "k_sched_process_free_s")})
+    return out
 
 
 def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> dict:
     """One child: cut short, replay the pre-patch exit, record what it met; the row's measurements."""
     row: dict = {"setting": setting, "outcome": "ok"}
     with contextlib.ExitStack() as stack:
+        tr = stack.enter_context(tracer(params.trace))
         group = None
         if setting != "free":
             group = stack.enter_context(cgroup.memory_cgroup())
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
-        c = cut_child(stack, vma, populated, params, True, group, row)
+        c = cut_child(stack, vma, populated, params, True, group, row, tr)
         if group is not None:
             limit = group.usage_bytes() + int((vma - populated) * params.headroom_fraction)
             group.set_limit(limit)
@@ -163,6 +176,8 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             if group is not None:
                 row.update(cgroup_oom_kills=group.oom_kills())
             row.update(counters("after"))
+            tr.finish(reaped_pid=c.pid)
+            row.update(tr.phases(c.pid, t_start))
             return row
         if group is not None:
             group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
@@ -183,6 +198,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         row["replay_s"] = row["fault_s"] + row["munlock_s"] + row["munmap_s"]
         c.reply()
         c.expect("done")
+        row.update(tr.phases(c.pid, t_start))
     return row
 
 

@@ -20,6 +20,7 @@ from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
+from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child
 
@@ -34,6 +35,7 @@ class SigkillParams(RealParams):
     populated_bytes: tuple = p.sizes(["64MiB", "256MiB"], "kill when mlock has populated this much (RSS growth)", lo=PAGE_BYTES)
     kill_after_s: float = p.seconds(30.0, "kill anyway this long after mlock() starts (a backstop)", 0.0, 600.0)
     use_cgroup: bool = p.flag(True, "run the child in a memory cgroup limited a little above the kill target, if one can be made")
+    trace: bool = trace_field()
 
     def check(self) -> None:
         if max(self.populated_bytes) > min(self.vma_bytes):
@@ -50,10 +52,13 @@ def child_main(ctx, vma_bytes: int) -> None:
     ctx.sync("locked", t_ns=time.monotonic_ns())  # only reached if mlock finished before the kill
 
 
-def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgroup.Hierarchy | None) -> dict:
-    """One child: mlock, kill at the target RSS growth, time the exit; the row's measurements."""
+def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgroup.Hierarchy | None,
+                traced: bool | None = None) -> dict:
+    """One child: mlock, kill at the target RSS growth, time the exit; the row's measurements, with the
+    kernel's phases (k_* columns, seconds since mlock()) when traced."""
     row: dict = {"in_cgroup": h is not None}
     with contextlib.ExitStack() as stack:
+        tr = stack.enter_context(tracer(params.trace if traced is None else traced))
         group = None
         if h is not None:
             group = stack.enter_context(cgroup.memory_cgroup(target_bytes + CGROUP_SLACK_BYTES))
@@ -65,6 +70,7 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         row.update(counters("before", c.pid))
         base = row["rss_before_bytes"]
         probe = stack.enter_context(RssProbe(c.pid))
+        tr.watch([c.pid])
         c.reply()
         t_start = c.expect("locking")["t_ns"] / 1e9
         deadline = t_start + params.kill_after_s
@@ -90,6 +96,8 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         else:
             row.update(kill_timed(c, params.timeout_s))
         row["mlock_returned"] = "locked" in leftover_events(c)
+        tr.finish(reaped_pid=c.pid)
+        row.update(tr.phases(c.pid, t_start))
         row.update(counters("after"))
         row.update(kill_reason=reason, polls=polls, mlock_to_kill_s=t_kill - t_start,
                    rss_at_kill_bytes=rss, populated_bytes=max(0, rss - base),

@@ -73,6 +73,7 @@ _getrusage = _declare("getrusage", c_int, [c_int, ctypes.POINTER(rusage)])
 _prctl = _declare("prctl", c_int, [c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong])
 _syscall = _declare("syscall", c_long, [c_long, c_void_p, c_size_t, c_int])
 _memset = _declare("memset", c_void_p, [c_void_p, c_int, c_size_t])
+_mount = _declare("mount", c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, c_void_p])
 
 
 def _fmt(args: tuple) -> str:
@@ -151,6 +152,11 @@ def getrusage(who: int = RUSAGE_SELF) -> rusage:
 def set_pdeathsig(sig: int) -> None:
     """Ask the kernel to send `sig` to this process when its parent dies (PR_SET_PDEATHSIG)."""
     _check("prctl", _prctl, PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def mount_fs(source: str, target: str, fstype: str, flags: int = 0) -> None:
+    """mount(2) a pseudo filesystem (tracefs) with no options."""
+    _check("mount", _mount, source.encode(), target.encode(), fstype.encode(), flags, None)
 
 
 def touch(addr: int, length: int, stride: int = PAGE_BYTES) -> None:

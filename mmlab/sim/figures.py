@@ -28,8 +28,9 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     if log_x:
         ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel(f"{x.removesuffix('_bytes')} (GiB)" if x.endswith("_bytes") else x)
-    ax.set_ylabel("simulated kill_to_reap_s (s, log)")
+    words = {"vma_bytes": "VMA size", "populated_fraction": "populated fraction of the VMA"}.get(x, x.replace("_", " "))
+    ax.set_xlabel(f"{words.removesuffix(' bytes')} (GiB{', log scale' if log_x else ''})" if x.endswith("_bytes") else words)
+    ax.set_ylabel("simulated SIGKILL to reap (s, log scale)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     return fig
@@ -37,23 +38,36 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
 
 def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
     """Free memory and the victim's RSS over time, one panel per kernel, OOM kills marked and labelled."""
+    import textwrap
+
     plt = pyplot()
     kernels = list(dict.fromkeys(tl["kernel"]))
-    fig, axes = plt.subplots(1, len(kernels), figsize=(4.2 * len(kernels), 3.8), sharey=True, squeeze=False)
-    for ax, k in zip(axes[0], kernels):
+    ncol = min(2, len(kernels))
+    nrow = -(-len(kernels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), sharey=True, squeeze=False)
+    for ax in axes.flat[len(kernels):]:
+        ax.set_visible(False)
+    for ax, k in zip(axes.flat, kernels):
         g = tl[tl.kernel == k]
         ax.step(g.time_s, g.free_bytes / (1 << 30), where="post", label="free memory")
         ax.step(g.time_s, g.victim_rss_bytes / (1 << 30), where="post", label="victim RSS", alpha=0.7)
         top = max(g.free_bytes.max(), g.victim_rss_bytes.max()) / (1 << 30)
-        for i, (_, e) in enumerate(g[g.event == "oom_kill"].iterrows()):
+        kills = []
+        for i, (_, e) in enumerate(g[g.event == "oom_kill"].iterrows(), 1):
+            # numbered marks at the top, named in a line under the panel: labels never overlap
             ax.axvline(e.time_s, color="red", alpha=0.5, lw=1)
-            ax.annotate(f"kill {e.role} {e.pid}", (e.time_s, top * (0.95 - 0.12 * i)), fontsize=7, color="red",
-                        ha="right", va="top")
+            ax.annotate(str(i), (e.time_s, top), xytext=(0, 2 + 8 * ((i - 1) % 2)), textcoords="offset points",
+                        fontsize=7, color="red", ha="center", va="bottom")
+            kills.append(f"{i}: {e.role} at {e.time_s:.2g} s")
+        if kills:
+            ax.text(0, -0.2, textwrap.fill("OOM kills: " + "; ".join(kills), 70), transform=ax.transAxes, fontsize=7,
+                    color="red", va="top")
         outcome = g[g.event == "outcome"].detail.iloc[-1] if (g.event == "outcome").any() else "?"
         ax.set_title(f"kernel {k} (era {g.era.iloc[0]}): {outcome}", fontsize=10)
         ax.set_xlabel("time since mlock() (s)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("GiB")
+    for row in axes:
+        row[0].set_ylabel("memory (GiB)")
     axes[0][0].legend(fontsize=8, loc="upper right")
     fig.suptitle("oom-kill, simulated: memory over time; red lines = OOM kills", y=1.02)
     fig.tight_layout()
@@ -71,7 +85,7 @@ def exit_by_era(df: pd.DataFrame, title: str):
         ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
                     va="bottom", fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("simulated kill_to_reap_s (s, log)")
+    ax.set_ylabel("simulated SIGKILL to reap (s, log scale)")
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -91,7 +105,7 @@ def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
                     fmt="o", capsize=4)
         ax.axhline(1, color="grey", lw=1)
         ax.set_xticks(range(len(g)), labels, fontsize=7, rotation=40, ha="right")
-        ax.set_ylabel("sim / real")
+        ax.set_ylabel("simulated / measured")
         ax.set_title(c, fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()

@@ -107,7 +107,7 @@ def sigkill_explorer(profile: str = "reference", vma_mib: int = 1024, populated_
         "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
     }
     return explorer(draw_sigkill, controls, dict(vma_mib=vma_mib, populated_pct=populated_pct, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: float = 1.0,
@@ -203,7 +203,7 @@ def oom_explorer(profile: str = "reference", limit_mib: int = 256, bystanders: i
         "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
     }
     return explorer(draw_oom, controls, dict(limit_mib=limit_mib, bystanders=bystanders, kernel=kernel, profile=profile),
-                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 # --- stored real data, as filters ------------------------------------------------------------------------

@@ -25,8 +25,9 @@ def ns_per_page_vs_size(rows: pd.DataFrame, title: str = "mlock-throughput (real
         sns.stripplot(data=sub, x="size_MiB", y="ns_per_page", hue="mapping", native_scale=True, ax=ax,
                       legend=False, alpha=0.5, size=3, jitter=False)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("region size (MiB)")
-        ax.set_ylabel("ns per 4 KiB page")
+        ax.set_yscale("log")  # an MLOCK_ONFAULT range costs ~1 ns a page, a populated one microseconds
+        ax.set_xlabel("region size (MiB, log scale)")
+        ax.set_ylabel("time per 4 KiB page (ns, log scale)")
     g.figure.suptitle(f"{title}: median, min-max band over repeats, each repeat a point", y=1.04)
     return g
 
@@ -56,7 +57,7 @@ def kill_to_reap_vs_populated(rows: pd.DataFrame, title: str = "sigkill-during-m
     sns.scatterplot(data=d, x="populated_MiB", y="kill_to_reap_s", hue="VMA", hue_order=order, ax=ax,
                     legend=False, alpha=0.5, s=18)
     ax.set_xlabel("populated when killed (MiB)")
-    ax.set_ylabel("kill to reap (s)")
+    ax.set_ylabel("SIGKILL to reap (s)")
     ax.set_ylim(bottom=0)
     ax.set_title(f"{title}: median, min-max band, each repeat a point", fontsize=10)
     return fig
@@ -77,7 +78,8 @@ def munlock_vs_fraction(rows: pd.DataFrame, title: str = "munlock-partial (real)
         sns.scatterplot(data=sub, x="populated_fraction", y="munlock_ms", hue="VMA", hue_order=order, ax=ax,
                         legend=False, alpha=0.5, s=16)
         ax.set_xlabel("populated fraction of the VMA")
-        ax.set_ylabel("munlock() (ms)")
+        ax.set_yscale("log")  # an untouched range takes microseconds, a populated one milliseconds
+        ax.set_ylabel("time in munlock() (ms, log scale)")
     g.figure.suptitle(f"{title}: median, min-max band over repeats, each repeat a point", y=1.04)
     return g
 
@@ -95,9 +97,13 @@ def oom_outcome(rows: pd.DataFrame, title: str = "oom-kill (real)"):
     a.set_ylabel("processes (all repeats)")
     v = d[d["role"] == "victim"].melt(id_vars=["repeat"], value_vars=["start_to_kill_s", "kill_to_reap_s"],
                                        var_name="interval", value_name="seconds")
+    v["interval"] = v["interval"].map({"start_to_kill_s": "mlock() start to kill", "kill_to_reap_s": "kill to reap"})
     sns.boxplot(data=v, x="interval", y="seconds", ax=b, color="0.9", showfliers=False)
     sns.stripplot(data=v, x="interval", y="seconds", ax=b, size=5, jitter=0.1)
-    b.set_ylim(bottom=0)
+    b.set_yscale("log")  # the mlock runs for seconds, the exit takes milliseconds
+    b.set_xlabel("")
+    b.set_ylabel("time (s, log scale)")
+    a.set_xlabel("process role")
     b.set_title("victim", fontsize=10)
     fig.suptitle(f"{title}: each repeat a point", y=1.02)
     fig.tight_layout()
@@ -126,7 +132,9 @@ def replay_vs_modern(rows: pd.DataFrame, title: str = "prepatch-replay (replay) 
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
     sns.barplot(data=long, x="VMA", y="ms", hue="what", order=order, estimator="median", errorbar=("pi", 100), ax=ax, alpha=0.6)
     sns.stripplot(data=long, x="VMA", y="ms", hue="what", order=order, dodge=True, ax=ax, legend=False, size=4, jitter=0.05)
-    ax.set_ylabel("ms")
-    ax.set_xlabel("VMA size (populated_fraction cut short)")
+    ax.set_yscale("log")  # the replayed pre-patch exit takes tens of ms, today's a few
+    ax.set_ylabel("time (ms, log scale)")
+    ax.set_xlabel("VMA size (mlock cut short at the populated fraction)")
+    ax.legend(fontsize=8, title=None)
     ax.set_title(f"{title}\nbars: median, whiskers: min-max, points: repeats", fontsize=10)
     return fig

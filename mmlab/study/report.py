@@ -19,17 +19,33 @@ def environment_table(env: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fact", "value"]).set_index("fact")
 
 
-def show_environment(env: dict | None = None) -> pd.DataFrame:
-    """Display the environment table (in a notebook) and return it."""
-    table = environment_table(env)
-    try:
-        from IPython.display import display
+def environment_line(env: dict) -> str:
+    """What a page says of its machine: the facts that may differ between pages of one report (memory
+    available when it started) beside the kernel and host tag; the full table is on the site's index."""
+    from mmlab.core.units import format_bytes
 
-        with pd.option_context("display.max_colwidth", 120, "display.max_rows", 200):
-            display(table)
-    except ImportError:
-        print(table.to_string())
-    return table
+    avail = env.get("mem_available_bytes")
+    mem = f", {format_bytes(avail)} available at its start" if isinstance(avail, int) else ""
+    return (f"Ran on Linux {env.get('kernel_release', '?')}, host `{env.get('host_tag', '?')}`{mem}. "
+            "The full environment is on the report's [index](index.html#environment).")
+
+
+def show_environment(env: dict | None = None) -> str:
+    """Say in one line which machine this page ran on (in a notebook) and return the line."""
+    line = environment_line(env or _env.capture())
+    say(line)
+    return line
+
+
+def is_guest(cpuinfo: str | None = None) -> bool:
+    """Whether this machine is a virtual machine guest: the CPU reports the `hypervisor` flag."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    return any(line.startswith("flags") and " hypervisor" in line for line in cpuinfo.splitlines())
 
 
 def say(markdown: str) -> None:
@@ -48,5 +64,21 @@ def show_result(result) -> bool:
         say(f"**{result.name} skipped on this machine:** {result.skipped}")
         return False
     methods = ", ".join(f"{m}" for m in sorted(result.rows["method"].unique())) if "method" in result.rows else "real"
-    say(f"**{result.name}**: {len(result.rows)} rows (method = {methods}), stored in `{result.run_dir}`.")
+    where = f"run `{result.run_dir.name}`" if result.run_dir else "not stored"
+    say(f"**{result.name}**: {len(result.rows)} rows (method = {methods}), {where}; its tidy data are linked at the top of this page.")
     return True
+
+
+def show_table(df) -> None:
+    """Display a statistics or rows table for readers (units, words, no pids or empty rows: see
+    `wording.readable`); nothing is returned, so a notebook cell does not echo it a second time."""
+    from mmlab.study.wording import readable
+
+    table = readable(df)
+    try:
+        from IPython.display import HTML, display
+
+        display(HTML(f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">'
+                     f'{table.to_html(index=False, border=0)}</div>'))
+    except ImportError:
+        print(table.to_string(index=False))

@@ -1,23 +1,19 @@
 """`mmlab run`: execute the notebooks with papermill and publish them as a static HTML site.
 
 Each notebook runs in its own kernel (so an experiment gone wrong cannot take the runner down), gets
-only the `-p` parameters it declares (papermill's own inspection), and is converted to HTML by
-nbconvert with its plots embedded. A failing notebook is reported by name and failing cell; the others
+only the `-p` parameters it declares (papermill's own inspection); when all have run, `publish`
+turns them into a site for readers. A failing notebook is reported by name and failing cell; the others
 still run; the exit code says whether all passed. Notebooks run one at a time: real experiments would
 disturb each other's timings.
 
 Every value is checked before anything runs: against the type papermill infers from the notebook's
 parameters cell and, where the notebook names one (`# mmlab: validate=experiment:NAME`,
 `scenario:NAME` or `module:Class` in that cell), against the package's parameter class. The summary
-(`00-*`) is listed first but runs last, so it summarises the data this report just stored. The site
-works offline: nbconvert's template is stripped of CDN scripts (require.js, MathJax, mermaid, the
-widget manager), figures are embedded, links are relative, and a widget shows a note under the
-default figure the notebook drew before it, not a dead control.
+(`00-*`) is listed first but runs last, so it summarises the data this report just stored. The
+terminal gets one line per notebook; kernels talk over IPC sockets, not TCP.
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 import re
 import sys
@@ -31,21 +27,8 @@ from mmlab.core.errors import CliError
 from mmlab.core.params import ParamError, Params, Spec, coerce
 
 SUMMARY_PREFIX = "00-"
-HEADLINE_TAG = "headline"
 
 # nbconvert's lab template without anything fetched from a CDN; widget views become a note.
-OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{% block html_head_js %}{% endblock html_head_js %}
-{% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
-{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
-{% block data_widget_view scoped %}<div class="mmlab-widget-note" style="font-size:85%;color:#555;border-left:3px solid #ccc;padding:.2em .6em">Interactive controls: open this notebook in JupyterLab (<code>make lab</code>) to turn the knobs; the figure above is the default view.</div>{% endblock data_widget_view %}
-{% block footer %}
-</html>
-{% endblock footer %}
-"""
-
-
 @dataclass
 class NotebookResult:
     name: str
@@ -178,140 +161,57 @@ def _failing_cell(exc: Exception) -> str:
     return f"{where} raised {ename}: {evalue}".strip()
 
 
-def exporter(hide_code: bool):
-    """nbconvert's HTML exporter with the offline template (no CDN), optionally without code cells."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+def _kernel_config(ipc_dir: Path):
+    """Kernels on IPC sockets in a private folder: no TCP port is opened for the kernel (so it has no
+    cause to warn about unencrypted TCP on every notebook) and nothing is left behind. The kernel's
+    own log stays quiet below CRITICAL: jupyter_client interrupts every kernel it shuts down, which
+    the kernel logs as an error; a notebook's real errors reach the runner through its cells.
+    nbclient still makes, owns and shuts down the kernel manager."""
+    from traitlets.config import Config
 
-    return HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"mmlab_offline.html.j2": OFFLINE_TEMPLATE})],
-                        template_file="mmlab_offline.html.j2", exclude_input=hide_code,
-                        exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(ipc_dir / "kernel")},
+                   "NotebookClient": {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}})
 
 
-def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], hide_code: bool,
-            progress: bool = False) -> NotebookResult:
-    import nbformat
+def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress: bool = False) -> NotebookResult:
+    """Run one notebook with papermill into `out_dir`; its failure is recorded by failing cell."""
+    import tempfile
+
     import papermill
 
     out_nb = out_dir / nb.name
     t0 = time.monotonic()
     error = None
-    try:
-        papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
-                                   kernel_name="python3", progress_bar=progress, log_output=False,
-                                   request_save_on_cell_execute=False)
-    except Exception as e:  # any notebook failure is reported by name, the rest still run
-        error = _failing_cell(e)
+    with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as ipc:
+        try:
+            papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
+                                       kernel_name="python3", progress_bar=progress, log_output=False,
+                                       request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
+        except Exception as e:  # any notebook failure is reported by name, the rest still run
+            error = _failing_cell(e)
     wall = time.monotonic() - t0
-    html_name = None
-    if out_nb.exists():
-        body, _ = exporter(hide_code).from_notebook_node(nbformat.read(out_nb, as_version=4))
-        html_name = nb.stem + ".html"
-        (out_dir / html_name).write_text(body)
-    return NotebookResult(nb.stem, error is None, wall, html_name, error, dict(parameters))
+    return NotebookResult(nb.stem, error is None, wall, nb.stem + ".html" if out_nb.exists() else None, error,
+                          dict(parameters))
 
 
-def _env_rows() -> list[tuple[str, str]]:
-    from mmlab.kernel import env
-    from mmlab.study import report
-
-    return env.table(report.environment())
+def _run_dirs() -> set[Path]:
+    d = paths.runs_dir()
+    return {p for p in d.iterdir() if p.is_dir()} if d.is_dir() else set()
 
 
-def headline_html(executed: Path, out_dir: Path) -> str:
-    """The summary's cells tagged `headline` as HTML for the landing page: generated sentences,
-    tables and figures; each figure written to `figures/` and linked relatively (the page stays light
-    and the folder works from any static host)."""
-    import nbformat
-    from nbconvert.filters.markdown import markdown2html
-
-    if not executed.exists():
-        return ""
-    book = nbformat.read(executed, as_version=4)
-    fig_dir = out_dir / "figures"
-    parts: list[str] = []
-    count = [0]
-
-    def save(b64: str) -> str:
-        count[0] += 1
-        fig_dir.mkdir(exist_ok=True)
-        name = f"summary-{count[0]}.png"
-        (fig_dir / name).write_bytes(base64.b64decode(b64))
-        return f"figures/{name}"
-
-    for cell in book.cells:
-        if cell.cell_type != "code" or HEADLINE_TAG not in cell.metadata.get("tags", []):
-            continue
-        for o in cell.get("outputs", []):
-            data = o.get("data", {})
-            if "text/html" in data:
-                parts.append(re.sub(r'src="data:image/png;base64,([^"]+)"', lambda m: f'src="{save(m.group(1))}"',
-                                    data["text/html"]))
-            elif "image/png" in data:
-                parts.append(f'<img alt="summary figure" style="max-width:100%" src="{save(data["image/png"])}">')
-            elif "text/markdown" in data:
-                parts.append(markdown2html(data["text/markdown"]))
-    return "\n".join(parts)
+def sources() -> list[Path]:
+    """The background documents the notebooks cite, from the `shared/` folder beside the project (or
+    beside the folder holding it, as for a git worktree)."""
+    for shared in (paths.PROJECT_DIR.parent / "shared", paths.PROJECT_DIR.parent.parent / "shared"):
+        if shared.is_dir():
+            return [shared / "kernel-history.md", shared / "MEASURING.md"]
+    return []
 
 
-def write_index(out_dir: Path, run_id: str, results: list[NotebookResult], env_rows: list[tuple[str, str]],
-                parameters: Mapping[str, object], headline: str = "", hide_code: bool = False,
-                wall_s: float | None = None) -> Path:
-    """A landing page: the summary's headline, every notebook with its status and wall time, the
-    parameters and the environment; relative links only."""
-    esc = html.escape
-    rows = []
-    for r in results:
-        link = f'<a href="{esc(r.html)}">{esc(r.name)}</a>' if r.html else esc(r.name)
-        status = "ok" if r.ok else f"FAILED: {esc(r.error or '')}"
-        rows.append(f"<tr><td>{link}</td><td class=\"{'ok' if r.ok else 'fail'}\">{status}</td>"
-                    f"<td>{r.wall_s:.1f}</td></tr>")
-    total = f"<p>Wall time of the whole run: {wall_s:.0f} s.</p>" if wall_s is not None else ""
-    env_html = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in env_rows)
-    params_html = "\n".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in parameters.items()) \
-        or "<tr><td>defaults of each notebook</td></tr>"
-    summary = next((r for r in results if r.name.startswith(SUMMARY_PREFIX) and r.html), None)
-    head = ""
-    if headline:
-        more = f' <a href="{esc(summary.html)}">Read the whole summary.</a>' if summary else ""
-        head = f'<h2>Headline</h2>\n<div class="headline">{headline}</div>\n<p>{more}</p>'
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>mmlab report {esc(run_id)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 80em; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }} th, td {{ text-align: left; padding: .25em .8em; border-bottom: 1px solid #ddd; vertical-align: top; }}
-td.ok {{ color: #1a7f37; }} td.fail {{ color: #b42318; }} th {{ font-weight: 600; }}
-.headline table {{ font-size: 85%; }} .headline img {{ max-width: 100%; }}
-</style></head><body>
-<h1>mmlab report</h1>
-<p>Run <code>{esc(run_id)}</code>{" (code cells hidden)" if hide_code else ""}. Real figures are measured on this machine's kernel; replayed figures re-do
-the pre-patch kernel's work on it; simulated figures come from the kernel models. Each notebook says which is which.</p>
-{head}
-<h2>Notebooks</h2>
-<table><tr><th>notebook</th><th>status</th><th>wall time (s)</th></tr>
-{chr(10).join(rows)}
-</table>
-{total}
-<h2>Parameters</h2>
-<table>{params_html}</table>
-<h2>Environment</h2>
-<table>{env_html}</table>
-</body></html>
-"""
-    index = out_dir / "index.html"
-    index.write_text(page)
-    (out_dir / "run.json").write_text(json.dumps({
-        "run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "hide_code": hide_code,
-        "wall_s": wall_s, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str))
-    return index
-
-
-def main(names: Sequence[str], parameters: Mapping[str, object], hide_code: bool = False,
+def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool = False,
          run_id: str | None = None) -> int:
-    from tqdm import tqdm
-
     from mmlab.core.store import new_run_id
+    from mmlab.study import publish, reader_view, report, site_index
 
     notebooks = discover(names)
     if not notebooks:
@@ -322,25 +222,33 @@ def main(names: Sequence[str], parameters: Mapping[str, object], hide_code: bool
     out_dir = paths.reports_dir() / run_id
     out_dir.mkdir(parents=True, exist_ok=False)
     order = execution_order(notebooks)
-    tty = sys.stderr.isatty()
     done: dict[Path, NotebookResult] = {}
+    made: dict[str, list[Path]] = {}
     t0 = time.monotonic()
-    bar = tqdm(total=len(order), desc="notebooks", unit="nb", file=sys.stderr, disable=not tty)
     for i, nb in enumerate(order, 1):
-        bar.set_postfix_str(nb.stem)
-        print(f"mmlab run [{i}/{len(order)}] {nb.stem} ... ({time.monotonic() - t0:.0f}s elapsed)", file=sys.stderr, flush=True)
-        r = execute(nb, out_dir, own[nb], hide_code, progress=tty)
-        print(f"mmlab run [{i}/{len(order)}] {nb.stem} {'ok' if r.ok else 'FAILED: ' + (r.error or '')} ({r.wall_s:.1f}s)",
+        # one line per notebook: its place, name, then (when it ends) its result and wall time
+        print(f"mmlab run [{i}/{len(order)}] {nb.stem}", end="", file=sys.stderr, flush=True)
+        before = _run_dirs()
+        r = execute(nb, out_dir, own[nb])
+        made[nb.stem] = sorted(_run_dirs() - before)
+        print(f" {'ok' if r.ok else 'FAILED: ' + (r.error or '')} ({r.wall_s:.1f}s, {time.monotonic() - t0:.0f}s in all)",
               file=sys.stderr, flush=True)
         done[nb] = r
-        bar.update()
-    bar.close()
     results = [done[nb] for nb in notebooks]
-    summary = next((nb for nb in notebooks if nb.name.startswith(SUMMARY_PREFIX)), None)
-    headline = headline_html(out_dir / summary.name, out_dir) if summary is not None else ""
-    index = write_index(out_dir, run_id, results, _env_rows(), parameters, headline, hide_code, time.monotonic() - t0)
+    wall = time.monotonic() - t0
+    executed = [(nb.stem, out_dir / nb.name if (out_dir / nb.name).exists() else None) for nb in notebooks]
+    status = [(r.name, r.ok, r.error or "", r.wall_s) for r in results]
+    environment = report.environment()
+    site = publish.build(out_dir, executed, made, environment, show_code, sources())
+    index = site_index.write_index(out_dir, run_id, site.pages, status, environment, parameters, site.summary,
+                                   site.sources, wall, site.private)
+    facts = json.dumps({"run_id": run_id, "parameters": {k: str(v) for k, v in parameters.items()}, "show_code": show_code,
+                        "wall_s": wall, "notebooks": [r.__dict__ for r in results]}, indent=1, default=str)
+    (out_dir / "run.json").write_text(reader_view.scrub(facts, reader_view.private_strings(environment, [out_dir])))
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"mmlab run: notebook {r.name} failed: {r.error}", file=sys.stderr)
+    size = publish.site_bytes(out_dir)
+    print(f"mmlab run: site {size / 1e6:.1f} MB in {out_dir.name}/", file=sys.stderr)
     print(f"HTML index: {index}")
     return 1 if failed else 0
