@@ -18,9 +18,10 @@ def measured_table(rows: pd.DataFrame) -> pd.DataFrame:
     CPU ns per page (method = real)."""
     d = measured_rows(rows)
     g = d.groupby(["filesystem", "mapping", "page_cache", "operation"])
-    out = g["ns_per_page"].agg(n="count", median="median", min="min", max="max").reset_index()
+    out = g["ns_per_page"].agg(n="count", median_ns_per_page="median", min_ns_per_page="min",
+                               max_ns_per_page="max").reset_index()
     if "cpu_ns_per_page" in d:
-        out["cpu_median"] = g["cpu_ns_per_page"].median().to_numpy()
+        out["cpu_median_ns_per_page"] = g["cpu_ns_per_page"].median().to_numpy()
     out["operation"] = pd.Categorical(out["operation"], OP_ORDER, ordered=True)
     out.insert(0, "method", "real")
     return out.sort_values(["filesystem", "mapping", "page_cache", "operation"]).round(1).reset_index(drop=True)
@@ -34,7 +35,7 @@ def per_page_figure(rows: pd.DataFrame, title: str = "file-mapping (measured, me
     plt = pyplot()
 
     t = measured_table(rows)
-    t = t[t["median"] > 0]
+    t = t[t["median_ns_per_page"] > 0]
     panels = [(fs, m) for fs in fm.FILESYSTEMS for m in fm.MAPPINGS if len(t[(t.filesystem == fs) & (t.mapping == m)])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), sharey=True, squeeze=False)
     for ax, (fs, m) in zip(axes[0], panels):
@@ -45,9 +46,9 @@ def per_page_figure(rows: pd.DataFrame, title: str = "file-mapping (measured, me
         for i, cache in enumerate(caches):
             s = sub[sub.page_cache == cache].set_index(sub[sub.page_cache == cache]["operation"].astype(str)).reindex(ops)
             x = np.arange(len(ops)) + (i - (len(caches) - 1) / 2) * width
-            ax.bar(x, s["median"], width, label=f"page cache {cache}")
-            ax.errorbar(x, s["median"], yerr=[s["median"] - s["min"], s["max"] - s["median"]], fmt="none", ecolor="k",
-                        capsize=2, lw=0.8)
+            med, lo, hi = s["median_ns_per_page"], s["min_ns_per_page"], s["max_ns_per_page"]
+            ax.bar(x, med, width, label=f"page cache {cache}")
+            ax.errorbar(x, med, yerr=[med - lo, hi - med], fmt="none", ecolor="k", capsize=2, lw=0.8)
         ax.set_xticks(range(len(ops)), ops, rotation=60, ha="right", fontsize=8)
         ax.set_yscale("log")
         ax.set_title(f"{m} mapping, {fs}")
