@@ -172,3 +172,19 @@ def test_exit_claim_quotes_the_replay_against_this_kernel_at_one_point():
     text = sentences.claim_exit(s1.estimates, s1.ratios, "reference", "00-summary.html", "sigkill")
     assert "256 MiB VMA 25% populated" in text and "Replayed here" in text
     assert "95% CI" in text and "n = 7 and 7" in text and "both sides measured" in text
+
+
+def test_a_pre_patch_exit_that_runs_out_of_memory_shows_its_outcome_not_a_time():
+    """A simulated 2.6.31 point that ran the machine out of memory (time null, outcome panic) is shown as
+    that outcome in the table and the sentence, and no before/after ratio is computed from it."""
+    from mmlab.study import wording
+
+    gone = dict(_model("2.6.31", float("nan"), float("nan"), float("nan"), vma=64 << 30), outcome="panic")
+    rows = [gone, dict(_model("2.6.32", 0.9, 0.3, 4.5, vma=64 << 30), outcome="exited"),
+            *_real([0.03, 0.031, 0.032], vma=64 << 30)]
+    est, rat, text = _summary(rows)
+    labels = sr.series_labels("2.6.31", "2.6.32", "6.18")
+    tab = wording.table(est, labels, "reference").set_index("series")
+    assert "panic" in tab.loc[labels[sr.PRE], "time (median)"]
+    assert rat[(rat.num == sr.PRE)].empty
+    assert "no time" in text and "panic" in text

@@ -3,7 +3,8 @@ import pytest
 
 from mmlab.core.params import ParamError
 from mmlab.sim.address_space import State, Strided, Vma
-from mmlab.sim.eras import BEHAVIOURS, ERA_NAMES, ERAS, era_for, exit_mmap, parse_version
+from mmlab.sim.era_facts import BEHAVIOURS
+from mmlab.sim.eras import ERA_NAMES, ERAS, era_for, exit_mmap, parse_version
 
 GIB_PAGES = (1 << 30) // 4096
 

@@ -44,3 +44,74 @@ def test_wakabayashi_before_is_slower_than_after_by_an_order_of_magnitude():
     w = wakabayashi().set_index("patch")
     assert w.loc["before", "sim_post_kill_s"] > 10 * w.loc["after", "sim_post_kill_s"]
     assert w.loc["before", "exit_pages_faulted"] == w.loc["before", "unreached_pages"] > 0
+
+
+def test_wakabayashi_after_is_his_allow_null_patch_which_faults_nothing():
+    """His "after" time ran his own GUP_FLAGS_ALLOW_NULL munlock on a 2.6.31-rc tree: absent pages are
+    walked, never faulted, so the exit allocates nothing, as 2.6.32's follow_page loop."""
+    w = wakabayashi().set_index("patch")
+    assert "ALLOW_NULL" in w.loc["after", "kernel"] and w.loc["after", "exit_pages_faulted"] == 0
+    assert w.loc["merged", "exit_pages_faulted"] == 0 and pd.isna(w.loc["merged", "published_total_s"])
+
+
+def test_sensitivity_free_memory_and_swap_speed_decide_the_2009_answer():
+    """Across their plausible ranges free memory (+ clean cache) and swap speed each move the re-derived
+    total by more than a quarter of the published 18.8 s; the exit's fault cost does not."""
+    from mmlab.sim.validate import deciding_knobs, wakabayashi_sensitivity
+
+    sens = wakabayashi_sensitivity()
+    assert (sens.groupby("knob")["stated"].sum() == 1).all()  # each knob's range holds the stated value once
+    d = deciding_knobs(sens).set_index("knob")
+    assert d.loc["free_and_cache_MiB", "decides"] and d.loc["swap_MB_s", "decides"]
+    assert not d.loc["fault_zero_us", "decides"]
+    # less memory free at the start leaves more pages to swap in the exit: slower
+    free = sens[sens.knob == "free_and_cache_MiB"].sort_values("value")
+    assert free.sim_total_s.is_monotonic_decreasing
+
+
+def test_sensitivity_swap_too_small_for_the_exit_gives_no_time():
+    """With 512 MiB of swap the pre-patch exit cannot fault in the ~830 MiB mlock never reached: the
+    row's outcome is not `exited` and its time is null, while the patched exit still finishes."""
+    from mmlab.sim.validate import wakabayashi_sensitivity
+
+    sens = wakabayashi_sensitivity(ranges={k: [] for k in ("free_and_cache_MiB", "swap_MB_s", "other_anon_MiB",
+                                                            "fault_zero_us", "populate_mlock_us", "reclaim_us")}
+                                   | {"swap_MiB": [512]})
+    r = sens.iloc[0]
+    assert r.outcome != "exited" and pd.isna(r.sim_total_s) and r.after_outcome == "exited"
+
+
+def test_point_below_the_harness_floor_is_kept_with_its_floor():
+    """A munlock() timed at 3x the harness's zero-length munlock() is not resolved: it stays in the table
+    with that floor and status `below resolution`, never dropped, and never counted as within."""
+    from mmlab.sim.validate import latest_munlock_partial
+
+    rows = [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": pop,
+             "target_populated_fraction": pop / (64 << 20), "variant": "onfault", "munlock_s": t,
+             "munlock_null_s": 2e-6, "repeat": i}
+            for pop, t in ((0, 6e-6), (32 << 20, 2e-3)) for i in range(3)]
+    t = latest_munlock_partial(pd.DataFrame(rows), reference()).set_index("populated_bytes")
+    assert t.loc[0, "status"] == "below resolution" and t.loc[0, "floor_s"] == 2e-6 and not t.loc[0, "within"]
+    assert t.loc[32 << 20, "resolved"]
+
+
+def test_replay_is_priced_at_this_kernels_munlock():
+    """The replay munlocks with this kernel's munlock(), so the simulated part it is compared with carries
+    no era factor: exactly the present pages x munlock_present_ns."""
+    prof = reference()
+    r = pd.Series({"vma_bytes": 64 << 20, "populated_bytes": 16 << 20, "setting": "free"})
+    assert abs(replay_parts_simulated(r, prof)["munlock_s"] - 4096 * prof["munlock_present_ns"] * 1e-9) < 1e-12
+
+
+def test_session_profile_refits_from_calibration_runs_never_from_validated_rows():
+    """The session profile takes this session's populate cost from mlock-throughput rows and leaves every
+    cost a validated experiment would fit (here the sigkill exit base) at the prior's value."""
+    from mmlab.sim.validate import session_profile
+
+    prof = reference()
+    mt = [{"experiment": "mlock-throughput", "method": "real", "mapping": "anon-private", "mlock_ns_per_page": 3000.0,
+           "munlock_ns_per_page": 300.0, "munmap_ns_per_page": 500.0, "warmup": False, "repeat": i} for i in range(3)]
+    sk = [{"experiment": "sigkill-during-mlock", "method": "real", "vma_bytes": 1 << 30, "populated_bytes": pop,
+           "kill_to_reap_s": 1.0 + pop * 1e-9, "warmup": False, "repeat": i} for i, pop in enumerate((1 << 26, 1 << 28, 1 << 27))]
+    s = session_profile(pd.DataFrame(mt + sk), prof)
+    assert s["populate_mlock_ns"] == 3000.0 and s["exit_base_s"] == prof["exit_base_s"]

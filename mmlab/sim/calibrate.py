@@ -28,9 +28,10 @@ import pandas as pd
 
 from mmlab.core.stats import bootstrap_ci, measured_rows
 from mmlab.core.units import PAGE_BYTES
+from mmlab.kernel import procfs
 from mmlab.sim.address_space import State, Vma
 from mmlab.sim.eras import empty_pmds_walked
-from mmlab.sim.profile import Cost, Profile, host_path, reference
+from mmlab.sim.profile import MEMORY_FIELDS, Cost, Profile, host_path, memory_from_meminfo, reference
 
 N_BOOT = 200
 SMALL_FRACTION = 0.1  # munlock-partial rows used for the per-call and per-PMD fit: nothing or little populated
@@ -174,7 +175,15 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
 
     source = (f"fitted by mmlab calibrate from stored runs: {', '.join(fitted) or 'nothing (no usable real rows)'}; "
               f"other costs from prior profile {prior.name}")
-    return Profile(name, costs, ram_bytes=prior.ram_bytes, free_bytes=prior.free_bytes, source=source)
+    return Profile(name, costs, ram_bytes=prior.ram_bytes, free_bytes=prior.free_bytes, source=source,
+                   **{k: getattr(prior, k) for k in MEMORY_FIELDS})
+
+
+def _min_free_bytes() -> int:
+    try:
+        return int(Path("/proc/sys/vm/min_free_kbytes").read_text()) << 10
+    except (OSError, ValueError):
+        return 0
 
 
 def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
@@ -185,6 +194,7 @@ def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
     real = df[df["method"].isin(["real", "replay"])] if "method" in df else df
     tag = host_tag()
     prof = calibrate_from_runs(real, name=f"host-{tag}")
+    prof = dataclasses.replace(prof, **memory_from_meminfo(procfs.meminfo(), _min_free_bytes()))
     path = prof.save(Path(out_path) if out_path else host_path(tag))
     table = prof.table()[["cost", "unit", "value", "lo", "hi", "source"]]
     with pd.option_context("display.max_colwidth", 70, "display.width", 200):

@@ -13,7 +13,7 @@ v2.6.32.9 (GitHub buglabs/bug20-2.6.31-omap, dandel/linux-2.6.32.y), release tre
 2.6.38, 3.11, 4.6.2, 4.7.4, 4.8.15, 4.9 (urbanspr1nter/linux-2.6.34, rivsidn/linux-2.6.35.6,
 galeksandrp-keenetic/linux-2.6.36, zekezang/linux-2.6.38, PKUCloud/linux-3.11-cloud, xing393939/linux-4.6.2,
 calebwilliamsd/linux-4.7.4-casio, squirrel20/linux-4.8.15, pengdonglin137/linux-4.9). See also
-/work/shared/kernel-history.md.
+kernel-history.md in the shared folder beside the project.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from collections import Counter
 from typing import Protocol
 
 from mmlab.core.params import ParamError
+from mmlab.sim import era_facts as f
 from mmlab.sim.address_space import State, Vma
 
 GUP_BATCH_PAGES = 16  # 2.6.31 __mlock_vma_pages_range: struct page *pages[16] per __get_user_pages call
@@ -149,29 +150,6 @@ def empty_pmds_walked(vma: Vma) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class Fact:
-    """One behaviour of an era: a short value the model reads, what the kernel did, and where that is stated."""
-
-    value: str
-    text: str
-    source: str
-
-
-# Behaviours every era states, in the order `mmlab eras` lists them.
-BEHAVIOURS: dict[str, str] = {
-    "exit_munlock": "exit munlock pass (munlock_vma_pages_all in exit_mmap)",
-    "absent_pages": "pages mlock never reached, at exit",
-    "munlock_drain": "lru_add_drain in the munlock pass",
-    "oom_selection": "OOM victim selection",
-    "memdie_alloc": "TIF_MEMDIE allocation that finds no memory",
-    "oom_reaper": "OOM reaper",
-    "oom_skip": "what ends the victim's hold-off of further OOM kills (MMF_OOM_SKIP)",
-    "no_killable": "OOM with no killable task left",
-    "file_gup": "mlock's GUP flags on a file mapping",
-}
-
-
-@dataclasses.dataclass(frozen=True)
 class OomPolicy:
     """The OOM killer's choices that matter here, read by oom.py (values from the era's facts)."""
 
@@ -194,7 +172,7 @@ class Era:
     name: str
     ranges: tuple[tuple[str, str | None], ...]  # [first, end) versions; end None = open; () = chosen by name only
     title: str
-    facts: dict = dataclasses.field(hash=False, compare=False)  # behaviour key (BEHAVIOURS) -> Fact
+    facts: dict = dataclasses.field(hash=False, compare=False)  # behaviour key (f.BEHAVIOURS) -> f.Fact
     munlock: MunlockPass  # munlock() of a range
     exit_munlock: MunlockPass | None  # munlock_vma_pages_all in exit_mmap; None = munlocked as ptes are zapped
     munlock_factor: float  # cost of munlocking a present page relative to a current kernel
@@ -218,237 +196,91 @@ class Era:
     def to_dict(self) -> dict:
         return {"name": self.name, "title": self.title, "versions": self.versions,
                 "ranges": [list(r) for r in self.ranges], "variant_of": self.variant_of,
-                "behaviours": {k: {"behaviour": BEHAVIOURS[k], **dataclasses.asdict(self.facts[k])} for k in BEHAVIOURS}}
+                "behaviours": {k: {"behaviour": f.BEHAVIOURS[k], **dataclasses.asdict(self.facts[k])} for k in f.BEHAVIOURS}}
 
 
-# --- sources ------------------------------------------------------------------------------------------
-_V2631 = "v2.6.31 (74fca6a42863)"
-_MLOCK_GUP = (f"mm/mlock.c __mlock_vma_pages_range @ {_V2631}: munlock sets GUP_FLAGS_IGNORE_VMA_PERMISSIONS|"
-              "GUP_FLAGS_IGNORE_SIGKILL, and GUP_FLAGS_WRITE if VM_WRITE; mm/memory.c __get_user_pages faults "
-              "while follow_page() finds no page")
-_FOLLOW = ("408e82b78bcc 'mm: munlock use follow_page' (2.6.32-rc1, Cc: stable; "
-           "<Pine.LNX.4.64.0909072227140.15430@sister.anvils>); in stable 2.6.31.3: mm/mlock.c "
-           "munlock_vma_pages_range follow_page(FOLL_GET) loop @ 'Linux 2.6.31.3' (GitHub jz47xx/linux-2.6.31.3) "
-           "and @ 2.6.31.12 (darion76/linux-sharp-netwalker-2.6.31), GUP_FLAGS_IGNORE_SIGKILL still in mm/internal.h")
-_ANON_ALLOC = ("do_anonymous_page allocates and zeroes on read faults from 557ed1fa2620 (2.6.24) until "
-               "a13ea5b75964 'mm: reinstate ZERO_PAGE' (2.6.32) <Pine.LNX.4.64.0909072238320.15430@sister.anvils>; "
-               "a read-only VMA gets ZERO_PAGE via FOLL_ANON")
-_BABKA = ("Vlastimil Babka, 'Improving munlock() performance for large non-THP areas' (3.12; mm/mlock.c "
-          "munlock_vma_pages_range @ 3.11.0, GitHub PKUCloud/linux-3.11-cloud, has none of it) "
-          "<1376915022-12741-1-git-send-email-vbabka@suse.cz>: pagevec batches, pte walk within a table; "
-          "follow_page_mask still called at every hole")
-_A213 = ("a213e5cf71cb 'mm/munlock: delete munlock_vma_pages_all(), allow oomreap' (5.18-rc1); munlock() "
-         "walks with walk_page_range(mlock_pte_range), 34b6792380ce (5.18-rc1)")
-_DRAIN_2631 = f"mm/mlock.c __mlock_vma_pages_range @ {_V2631}: lru_add_drain() after each __get_user_pages batch of 16"
-_DRAIN_ONCE = ("408e82b78bcc: munlock_vma_pages_range calls lru_add_drain() once before its loop; per page from "
-               "ff6a6da60b89 'mm: accelerate munlock() treatment of THP pages' (3.9), removed by Babka's "
-               "'mm: munlock: remove unnecessary call to lru_add_drain()' <1376915022-12741-3-git-send-email-vbabka@suse.cz>")
-_OOM_OLD = (f"mm/oom_kill.c select_bad_process @ {_V2631} and @ 2.6.35.6: `if (!p->mm) continue;` before the "
-            "TIF_MEMDIE test; badness() starts from mm->total_vm")
-_OOM_2636 = ("mm/oom_kill.c select_bad_process @ 2.6.36.4: TIF_MEMDIE returns ERR_PTR(-1UL) with no ->mm test "
-             "before it; oom_badness() from get_mm_rss (David Rientjes' rewrite, "
-             "<alpine.DEB.2.00.1003170154590.31796@chino.kir.corp.google.com>); @ 3.11.0 and 4.6.2 oom_scan_process_thread: "
-             "TIF_MEMDIE -> OOM_SCAN_ABORT before `if (!task->mm)`")
-_OOM_49 = ("mm/oom_kill.c oom_evaluate_task @ v4.9: tsk_is_oom_victim() -> abort unless MMF_OOM_SKIP on "
-           "signal->oom_mm (26db62f179d1 'oom: keep mm of the killed task available', 862e3073b3ee "
-           "'mm, oom: get rid of signal_struct::oom_victims', 4.9-rc1); badness from rss")
-_RIENTJES = ("6583bb64fc37 'mm: avoid endless looping for oom killed tasks' (2.6.31-rc5; "
-             "<alpine.DEB.2.00.0907170326400.18608@chino.kir.corp.google.com>, acked by Hugh Dickins "
-             "<Pine.LNX.4.64.0907171337290.3925@sister.anvils>): __alloc_pages_slowpath goes to nopage for TIF_MEMDIE")
-_RC1_LOOP = ("11e33f6a55ed 'page allocator: break up the allocator entry point into fast and slow paths' "
-             "(2.6.31-rc1) dropped 2.6.30's `goto nopage` after a failed ALLOC_NO_WATERMARKS try "
-             "(__alloc_pages_internal @ v2.6.30); __alloc_pages_slowpath @ v2.6.31-rc4 calls "
-             "__alloc_pages_may_oom and `goto restart` until 6583bb64fc37 (2.6.31-rc5)")
-_PANIC = f"mm/oom_kill.c __out_of_memory @ {_V2631}: panic(\"Out of memory and no killable processes...\\n\")"
-_PANIC_LATER = ("not modelled differently after 2.6.31: out_of_memory still panics when it finds no task to "
-                "kill (kernel-history 4); later messages not checked here")
-_REAPER_46 = ("aac453635549 'mm, oom: introduce oom reaper', 36324a990cf5 'oom: clear TIF_MEMDIE after "
-              "oom_reaper managed to unmap the address space' (4.6-rc1); mm/oom_kill.c __oom_reap_task @ 4.6.2: "
-              "skips VM_LOCKED, returns early when find_lock_task_mm() finds no mm")
-_REAPER_48 = ("mm/oom_kill.c oom_reap_task @ 4.7.4 (GitHub calebwilliamsd/linux-4.7.4-casio) and @ 4.8.15 "
-              "(squirrel20/linux-4.8.15): skips VM_LOCKED; ends with "
-              "exit_oom_victim(tsk) whatever it reaped (also when find_lock_task_mm() finds no mm), clearing "
-              "TIF_MEMDIE and signal->oom_victims; oom_scan_process_thread aborts while signal->oom_victims is set")
-_REAPER_49 = ("mm/oom_kill.c __oom_reap_task_mm / oom_reap_task @ v4.9: skips VM_LOCKED; `done:` sets MMF_OOM_SKIP "
-              "after every attempt, also when mmget_not_zero() fails; 212925802454 (4.14) lets it run concurrently "
-              "with exit_mmap")
-_27AE = ("27ae357fa82b 'mm, oom: fix concurrent munlock and oom reaper unmap, v3' (4.17-rc5; Cc: stable [4.14+]; "
-         "<alpine.DEB.2.21.1804241526320.238665@chino.kir.corp.google.com>): exit_mmap of an OOM victim runs "
-         "__oom_reap_task_mm, sets MMF_OOM_SKIP, then munlock_vma_pages_all; can_madv_dontneed_vma skips VM_LOCKED")
-_DELAY = ("e4a38402c36e 'oom_kill.c: futex: delay the OOM reaper to allow time for proper futex cleanup' "
-          "(5.18-rc4): OOM_REAPER_DELAY 2*HZ")
-_DROP = ("'mm: drop oom code from exit_mmap' (Suren Baghdasaryan; the parent of b3541d912a84 'mm: delete "
-         "unused MMF_OOM_VICTIM flag', both committed to the mm tree on 2022-09-26, after 6.0-rc7, so 6.1-rc1): "
-         "exit_mmap sets MMF_OOM_SKIP after "
-         "unmapping, no early reap")
-_FILE_VMWRITE = (f"mm/mlock.c __mlock_vma_pages_range @ {_V2631} and @ 2.6.36.4: GUP_FLAGS_WRITE / FOLL_WRITE "
-                 "whenever vma->vm_flags & VM_WRITE, shared mappings too")
-_FILE_PRIVATE = ("5ecfda041e4b 'mlock: avoid dirtying pages and triggering writeback' (2.6.38-rc1; "
-                 "<1289996638-21439-4-git-send-email-walken@google.com>): write only if "
-                 "(VM_WRITE | VM_SHARED) == VM_WRITE; mm/mlock.c @ 2.6.38")
-_KSM_LOOP = ("mmotm of August 2009 with 'ksm: fix oom deadlock': ksm_test_exit() in the fault path installs no pte "
-             "once mm_users is 0, so GUP retries the exit-time fault forever "
-             "(Andrea Arcangeli <20090825145832.GP14722@random.random>, Hugh Dickins "
-             "<Pine.LNX.4.64.0908251738070.30372@sister.anvils>); Hugh's series was 'against current mmotm' "
-             "<Pine.LNX.4.64.0909072222070.15424@sister.anvils>")
-
-# Babka (kernel-history 5): munlock of 56 GB, 3.11 -> 3.12: 3.39 s -> 1.92 s. 3.11 munlocked page by page
-# (follow_page_mask, lock_page, single-page LRU isolation) and drained the LRU pagevec at every page
-# (since ff6a6da60b89, 3.9); removing that drain alone gave about 10% (Babka 2/7). Older kernels drained
-# once per batch of 16 (2.6.31) or once per call (2.6.32-3.8), so the factor is a prior for their per-page
-# munlock cost that may overstate it by up to that drain's share.
-_OLD_MUNLOCK = 3.39 / 1.92
-
-_F = Fact
-_GUP = _F("gup-write-fault", "__get_user_pages in batches of 16 with IGNORE_SIGKILL, write faults on VM_WRITE", _MLOCK_GUP)
-_FOLLOW_PAGE = _F("follow-page", "follow_page per address; present pages munlocked, nothing faulted", _FOLLOW)
-_PAGEVEC = _F("follow-page-pagevec", "follow_page_mask at each hole, pagevec-batched munlock of present ptes", _BABKA)
-_NO_PASS = _F("none", "no pass: each present page is munlocked as its pte is zapped (mlock_count)", _A213)
-_FAULTED = _F("faulted", "allocated and zeroed (writable anon), COWed (private file), read in (shared file); "
-              "read-only anon: ZERO_PAGE, no allocation", f"{_MLOCK_GUP}; {_ANON_ALLOC}")
-_WALKED = _F("walked", "one page-table walk each (follow_page finds no page), no fault", _FOLLOW)
-_WALKED_312 = _F("walked", "one page-table walk each (follow_page_mask at each hole), no fault", _BABKA)
-_SKIPPED = _F("skipped", "cost nothing: empty page tables are skipped, pte_none entries stepped over", _A213)
-_DRAIN_BATCH = _F("per-batch-of-16", "lru_add_drain once per GUP batch of 16 pages", _DRAIN_2631)
-_DRAIN_CALL = _F("once-per-call", "lru_add_drain once per munlock_vma_pages_range call; per page in 3.9-3.11 "
-                 "(priced by the same munlock factor)", _DRAIN_ONCE)
-_DRAIN_NONE = _F("none", "no lru_add_drain in the munlock loop; pagevecs drained as they fill", _BABKA)
-_DRAIN_518 = _F("per-call", "mlock_fixup and an lru_add_drain per munlock() call (munlock_call_s); none at exit", _A213)
-_SEL_OLD = _F("total_vm, dying task invisible", "badness() = total_vm (the unfaulted mlock range counts); a victim "
-              "past exit_mm() has no ->mm and is skipped, TIF_MEMDIE and all", _OOM_OLD)
-_SEL_2636 = _F("rss, TIF_MEMDIE blocks", "oom_badness() = rss + swap; any TIF_MEMDIE task, with or without ->mm, "
-               "makes the killer wait", _OOM_2636)
-_SEL_48 = _F("rss, oom_victims blocks", "oom_badness() = rss; a task whose signal->oom_victims is set blocks "
-             "new choices, with or without ->mm, until exit_oom_victim()", _REAPER_48)
-_SEL_49 = _F("rss, oom_mm blocks until MMF_OOM_SKIP", "oom_badness() = rss; an OOM victim is found through "
-             "signal->oom_mm after exit_mm() and blocks new choices until its mm has MMF_OOM_SKIP", _OOM_49)
-_FAIL_2631 = _F("fail", "fails (nopage): the fault returns VM_FAULT_OOM, __get_user_pages -ENOMEM, munlock gives "
-                "up the VMA", _RIENTJES)
-_RETRY = _F("retry", "loops: direct reclaim, __alloc_pages_may_oom (which kills another task, the victim being "
-            "invisible), restart", _RC1_LOOP)
-_FAIL_LATER = _F("fail", "fails as in 2.6.31-rc5 (not exercised: the exit munlock pass allocates nothing)", _RIENTJES)
-_NO_REAPER = _F("none", "no OOM reaper", "aac453635549 'mm, oom: introduce oom reaper' is 4.6-rc1")
-_REAP46 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs; if the victim has already passed exit_mm() "
-             "it finds no mm and does nothing (TIF_MEMDIE stays); otherwise it unmaps the rest and clears TIF_MEMDIE",
-             _REAPER_46)
-_REAP49 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs, then sets MMF_OOM_SKIP whatever it freed",
-             _REAPER_49)
-_REAP48 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs, then clears TIF_MEMDIE whatever it freed",
-             _REAPER_48)
-_REAP417 = _F("skips-locked", "wakes at the kill, skips VM_LOCKED VMAs; exit_mmap reaps the same way itself", _27AE)
-_REAP518 = _F("reaps-locked", "queued OOM_REAPER_DELAY (2 s) after the kill; may reap mlocked VMAs",
-              f"{_A213}; {_DELAY}")
-_HOLD_NONE = _F("exit-mm", "no hold-off once the victim passed exit_mm(): it is invisible, the next OOM kills again",
-                _OOM_OLD)
-_HOLD_EXIT = _F("exit-done", "TIF_MEMDIE holds off every new choice until exit_mm() clears it after mmput(): the "
-                "whole exit, munlock pass included", _OOM_2636)
-_HOLD_46 = _F("exit-done", "as 3.12 when the victim has passed exit_mm() before the reaper runs (modelled); held "
-              "off only until the reaper's pass if the reaper wins that race", _REAPER_46)
-_HOLD_49 = _F("reaper", "MMF_OOM_SKIP from the reaper right after the kill: a slow exit munlock no longer holds "
-              "off further kills", f"{_REAPER_49}; {_OOM_49}")
-_HOLD_48 = _F("reaper", "the reaper's exit_oom_victim() right after the kill ends the hold-off: a slow exit "
-              "munlock no longer holds off further kills", _REAPER_48)
-_HOLD_417 = _F("exit-mmap-start", "MMF_OOM_SKIP set by exit_mmap before munlock_vma_pages_all (and by the reaper)",
-               _27AE)
-_HOLD_518 = _F("exit-mmap-start", "MMF_OOM_SKIP set by exit_mmap after its own reap, before unmapping", _27AE)
-_HOLD_61 = _F("exit-done", "MMF_OOM_SKIP only when exit_mmap has unmapped everything, or when the reaper (2 s "
-              "later) has reaped", f"{_DROP}; {_DELAY}")
-_PANIC_F = _F("panic", "panic: Out of memory and no killable processes...", _PANIC)
-_PANIC_LATER_F = _F("panic", "panic (no task to kill)", _PANIC_LATER)
-_FILE_W = _F("VM_WRITE", "write-GUP whenever VM_WRITE: private file pages COWed, shared ones dirtied at mlock",
-             _FILE_VMWRITE)
-_FILE_P = _F("private-write", "write-GUP only for private writable mappings; shared pages read, not dirtied",
-             _FILE_PRIVATE)
-
-
-def _facts(**kw: Fact) -> dict:
-    missing = set(BEHAVIOURS) - set(kw)
-    assert not missing, f"behaviours without a fact: {missing}"
-    return {k: kw[k] for k in BEHAVIOURS}
-
-
-_OLD_EXIT = dict(exit_munlock=_GUP, absent_pages=_FAULTED, munlock_drain=_DRAIN_BATCH, oom_selection=_SEL_OLD,
-                 oom_reaper=_NO_REAPER, oom_skip=_HOLD_NONE, no_killable=_PANIC_F, file_gup=_FILE_W)
-_FOLLOW_EXIT = dict(exit_munlock=_FOLLOW_PAGE, absent_pages=_WALKED, munlock_drain=_DRAIN_CALL)
+_OLD_EXIT = dict(exit_munlock=f.GUP, absent_pages=f.FAULTED, munlock_drain=f.DRAIN_BATCH, oom_selection=f.SEL_OLD,
+                 oom_reaper=f.NO_REAPER, oom_skip=f.HOLD_NONE, no_killable=f.PANIC_F, file_gup=f.FILE_W)
+_FOLLOW_EXIT = dict(exit_munlock=f.FOLLOW_PAGE, absent_pages=f.WALKED, munlock_drain=f.DRAIN_CALL)
 _POLICY_OLD = OomPolicy("total_vm", False)
 _POLICY_2636 = OomPolicy("rss", True, holdoff_until="exit-done")
 
 ERAS: tuple[Era, ...] = (
     Era("2.6.31-rc", (("2.6.31-rc1", "2.6.31-rc5"),),
         "2.6.31-rc1 to -rc4: as 2.6.31, but a failed TIF_MEMDIE allocation loops through the OOM killer",
-        _facts(**_OLD_EXIT, memdie_alloc=_RETRY),
-        GupFaultMunlock(), GupFaultMunlock(), _OLD_MUNLOCK, dataclasses.replace(_POLICY_OLD, memdie_alloc="retry"),
+        f.facts(**_OLD_EXIT, memdie_alloc=f.RETRY),
+        GupFaultMunlock(), GupFaultMunlock(), f.OLD_MUNLOCK, dataclasses.replace(_POLICY_OLD, memdie_alloc="retry"),
         variant_of="2.6.31"),
     Era("2.6.31", (("2.6.30", "2.6.31-rc1"), ("2.6.31-rc5", "2.6.31.1")),
         "2.6.30, 2.6.31-rc5 to 2.6.31: exit munlock faults in what mlock never reached (before 408e82b78bcc)",
-        _facts(**_OLD_EXIT, memdie_alloc=_FAIL_2631),
-        GupFaultMunlock(), GupFaultMunlock(), _OLD_MUNLOCK, _POLICY_OLD),
+        f.facts(**_OLD_EXIT, memdie_alloc=f.FAIL_2631),
+        GupFaultMunlock(), GupFaultMunlock(), f.OLD_MUNLOCK, _POLICY_OLD),
     Era("2.6.31-mmotm", (),
         "mmotm of August 2009 with KSM (the tree Hugh Dickins tested): exit-time faults never complete",
-        _facts(**{**_OLD_EXIT, "absent_pages": _F("faulted-forever", "each fault installs no pte (ksm_test_exit) "
-                                                  "and GUP retries it forever", _KSM_LOOP)},
-               memdie_alloc=_FAIL_2631),
-        GupFaultMunlock(), GupFaultMunlock(), _OLD_MUNLOCK, _POLICY_OLD, exit_fault_completes=False,
+        f.facts(**{**_OLD_EXIT, "absent_pages": f.Fact("faulted-forever", "each fault installs no pte (ksm_test_exit) "
+                                                  "and GUP retries it forever", f.KSM_LOOP)},
+               memdie_alloc=f.FAIL_2631),
+        GupFaultMunlock(), GupFaultMunlock(), f.OLD_MUNLOCK, _POLICY_OLD, exit_fault_completes=False,
         variant_of="2.6.31"),
     Era("2.6.32", (("2.6.31.3", "2.6.36-rc1"),),
         "2.6.31.3 (stable backport) and 2.6.32 to 2.6.35: munlock uses follow_page; absent pages walked, not faulted",
-        _facts(**{**_OLD_EXIT, **_FOLLOW_EXIT}, memdie_alloc=_FAIL_LATER),
-        FollowPageMunlock(), FollowPageMunlock(), _OLD_MUNLOCK, _POLICY_OLD),
+        f.facts(**{**_OLD_EXIT, **_FOLLOW_EXIT}, memdie_alloc=f.FAIL_LATER),
+        FollowPageMunlock(), FollowPageMunlock(), f.OLD_MUNLOCK, _POLICY_OLD),
     Era("2.6.36", (("2.6.36", "2.6.38-rc1"),),
         "2.6.36 to 2.6.37: rss badness; a dying TIF_MEMDIE victim holds off further kills until its exit is done",
-        _facts(**_FOLLOW_EXIT, oom_selection=_SEL_2636, memdie_alloc=_FAIL_LATER, oom_reaper=_NO_REAPER,
-               oom_skip=_HOLD_EXIT, no_killable=_PANIC_LATER_F, file_gup=_FILE_W),
-        FollowPageMunlock(), FollowPageMunlock(), _OLD_MUNLOCK, _POLICY_2636),
+        f.facts(**_FOLLOW_EXIT, oom_selection=f.SEL_2636, memdie_alloc=f.FAIL_LATER, oom_reaper=f.NO_REAPER,
+               oom_skip=f.HOLD_EXIT, no_killable=f.PANIC_LATER_F, file_gup=f.FILE_W),
+        FollowPageMunlock(), FollowPageMunlock(), f.OLD_MUNLOCK, _POLICY_2636),
     Era("2.6.38", (("2.6.38-rc1", "3.12-rc1"),),
         "2.6.38 to 3.11: as 2.6.36; mlock write-faults only private writable file mappings",
-        _facts(**_FOLLOW_EXIT, oom_selection=_SEL_2636, memdie_alloc=_FAIL_LATER, oom_reaper=_NO_REAPER,
-               oom_skip=_HOLD_EXIT, no_killable=_PANIC_LATER_F, file_gup=_FILE_P),
-        FollowPageMunlock(), FollowPageMunlock(), _OLD_MUNLOCK, _POLICY_2636),
+        f.facts(**_FOLLOW_EXIT, oom_selection=f.SEL_2636, memdie_alloc=f.FAIL_LATER, oom_reaper=f.NO_REAPER,
+               oom_skip=f.HOLD_EXIT, no_killable=f.PANIC_LATER_F, file_gup=f.FILE_P),
+        FollowPageMunlock(), FollowPageMunlock(), f.OLD_MUNLOCK, _POLICY_2636),
     Era("3.12", (("3.12", "4.6-rc1"),),
         "3.12 to 4.5: pagevec-batched munlock (Babka); the dying victim holds off further kills until its exit is done",
-        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_2636,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_NO_REAPER, oom_skip=_HOLD_EXIT, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.PAGEVEC, absent_pages=f.WALKED_312, munlock_drain=f.DRAIN_NONE, oom_selection=f.SEL_2636,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.NO_REAPER, oom_skip=f.HOLD_EXIT, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0, _POLICY_2636),
     Era("4.6", (("4.6-rc1", "4.7-rc1"),),
         "4.6: OOM reaper, which skips VM_LOCKED VMAs and does nothing once the victim has passed exit_mm()",
-        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_2636,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP46, oom_skip=_HOLD_46, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.PAGEVEC, absent_pages=f.WALKED_312, munlock_drain=f.DRAIN_NONE, oom_selection=f.SEL_2636,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP46, oom_skip=f.HOLD_46, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0, dataclasses.replace(_POLICY_2636, oom_reaper="skips-locked")),
     Era("4.7", (("4.7", "4.9-rc1"),),
         "4.7 to 4.8: the reaper clears TIF_MEMDIE after its pass, so a slow exit munlock no longer holds off kills",
-        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_48,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP48, oom_skip=_HOLD_48, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.PAGEVEC, absent_pages=f.WALKED_312, munlock_drain=f.DRAIN_NONE, oom_selection=f.SEL_48,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP48, oom_skip=f.HOLD_48, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0,
         OomPolicy("rss", True, oom_reaper="skips-locked", holdoff_until="reaper")),
     Era("4.9", (("4.9-rc1", "4.17-rc5"),),
         "4.9 to 4.16: the reaper sets MMF_OOM_SKIP after its pass, so a slow exit munlock no longer holds off kills",
-        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_49,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP49, oom_skip=_HOLD_49, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.PAGEVEC, absent_pages=f.WALKED_312, munlock_drain=f.DRAIN_NONE, oom_selection=f.SEL_49,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP49, oom_skip=f.HOLD_49, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0,
         OomPolicy("rss", True, oom_reaper="skips-locked", holdoff_until="reaper")),
     Era("4.17", (("4.17-rc5", "5.18-rc1"),),
         "4.17 to 5.17: exit_mmap reaps an OOM victim and sets MMF_OOM_SKIP before munlock_vma_pages_all",
-        _facts(exit_munlock=_PAGEVEC, absent_pages=_WALKED_312, munlock_drain=_DRAIN_NONE, oom_selection=_SEL_49,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP417, oom_skip=_HOLD_417, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.PAGEVEC, absent_pages=f.WALKED_312, munlock_drain=f.DRAIN_NONE, oom_selection=f.SEL_49,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP417, oom_skip=f.HOLD_417, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         FollowPageMunlock(), FollowPageMunlock(), 1.0,
         OomPolicy("rss", True, oom_reaper="skips-locked", holdoff_until="exit-mmap-start")),
     Era("5.18", (("5.18-rc1", "6.1-rc1"),),
         "5.18 to 6.0: no munlock pass at exit (munlocked as ptes are zapped); the OOM reaper may reap mlocked VMAs",
-        _facts(exit_munlock=_NO_PASS, absent_pages=_SKIPPED, munlock_drain=_DRAIN_518, oom_selection=_SEL_49,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP518, oom_skip=_HOLD_518, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.NO_PASS, absent_pages=f.SKIPPED, munlock_drain=f.DRAIN_518, oom_selection=f.SEL_49,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP518, oom_skip=f.HOLD_518, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         PteWalkMunlock(), None, 1.0,
         OomPolicy("rss", True, oom_reaper="reaps-locked", holdoff_until="exit-mmap-start", reaper_delay_s=2.0)),
     Era("6.1", (("6.1-rc1", None),),
         "6.1 and later: as 5.18; an exiting OOM victim holds off further kills until exit_mmap or the reaper is done",
-        _facts(exit_munlock=_NO_PASS, absent_pages=_SKIPPED, munlock_drain=_DRAIN_518, oom_selection=_SEL_49,
-               memdie_alloc=_FAIL_LATER, oom_reaper=_REAP518, oom_skip=_HOLD_61, no_killable=_PANIC_LATER_F,
-               file_gup=_FILE_P),
+        f.facts(exit_munlock=f.NO_PASS, absent_pages=f.SKIPPED, munlock_drain=f.DRAIN_518, oom_selection=f.SEL_49,
+               memdie_alloc=f.FAIL_LATER, oom_reaper=f.REAP518, oom_skip=f.HOLD_61, no_killable=f.PANIC_LATER_F,
+               file_gup=f.FILE_P),
         PteWalkMunlock(), None, 1.0,
         OomPolicy("rss", True, oom_reaper="reaps-locked", holdoff_until="exit-done", reaper_delay_s=2.0)),
 )
@@ -524,9 +356,9 @@ def table(kernels=None, behaviours=None, sources: bool = False):
     import pandas as pd
 
     chosen = list(dict.fromkeys(era_for(k) for k in kernels)) if kernels else list(ERAS)
-    keys = list(behaviours or BEHAVIOURS)
+    keys = list(behaviours or f.BEHAVIOURS)
     if sources:
-        return pd.DataFrame([{"era": e.name, "behaviour": BEHAVIOURS[k], "value": e.facts[k].value,
+        return pd.DataFrame([{"era": e.name, "behaviour": f.BEHAVIOURS[k], "value": e.facts[k].value,
                               "what the kernel did": e.facts[k].text, "source": e.facts[k].source}
                              for e in chosen for k in keys])
     return pd.DataFrame([{"era": e.name, "versions": e.versions, **{k: e.facts[k].value for k in keys}} for e in chosen])

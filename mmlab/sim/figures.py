@@ -25,6 +25,7 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     for era, g in d.groupby("era"):
         g = g.sort_values("_x")
         ax.fill_between(g["_x"], g["exit_s_lo"], g["exit_s_hi"], alpha=0.2, color=palette[era])
+    _mark_outcomes(ax, d, "_x", palette)
     if log_x:
         ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -34,6 +35,22 @@ def exit_cost(df: pd.DataFrame, x: str, title: str, log_x: bool = True):
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     return fig
+
+
+def _mark_outcomes(ax, d: pd.DataFrame, x: str, palette: dict) -> None:
+    """Points with no time (the machine ran out of memory) as crosses along the top, with what happened."""
+    from mmlab.sim.memory import FINISHED, label
+
+    if "outcome" not in d:
+        return
+    gone = d[~d["outcome"].isin(FINISHED)]
+    for i, (era, g) in enumerate(gone.groupby("era", sort=False)):
+        y = 0.97 - 0.07 * i
+        ax.scatter(g[x], [y] * len(g), marker="X", s=45, color=palette.get(era, "k"), transform=ax.get_xaxis_transform(),
+                   clip_on=False, zorder=4)
+        first = g.sort_values(x).iloc[0]
+        ax.annotate(f"{era}: {label(first['outcome'])}", (first[x], y - 0.035), xycoords=ax.get_xaxis_transform(),
+                    fontsize=7, color=palette.get(era, "k"), ha="right", va="top")
 
 
 def oom_timelines(tl: pd.DataFrame, outcome_table: pd.DataFrame | None = None):
@@ -78,19 +95,26 @@ def exit_by_era(df: pd.DataFrame, title: str):
     """Bar per era of simulated kill-to-reap seconds with the profile's interval (the explorer's figure)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    from mmlab.sim.memory import label
+
     d = df.set_index("era").reindex([e for e in ERA_ORDER if e in set(df.era)])
     err = np.vstack([d.exit_s - d.exit_s_lo, d.exit_s_hi - d.exit_s])
-    ax.bar(d.index, d.exit_s, yerr=err, capsize=4, color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
+    ax.bar(d.index, d.exit_s.fillna(0), yerr=np.nan_to_num(err), capsize=4,
+           color=["#c44e52", "#4c72b0", "#55a868", "#8172b2"][: len(d)])
     for i, (_era, r) in enumerate(d.iterrows()):
-        ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
-                    va="bottom", fontsize=8)
+        if np.isfinite(r.exit_s):
+            ax.annotate(f"{r.exit_s:.3g} s\n{int(r.exit_pages_faulted)} pages faulted", (i, r.exit_s), ha="center",
+                        va="bottom", fontsize=8)
+        else:  # no bar: the exit never finished on this machine's memory
+            ax.annotate(f"no time:\n{label(r.outcome)}\n{r.exit_bytes_short / (1 << 30):.1f} GiB short", (i, 0.5),
+                        xycoords=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8, color="#b42318")
     ax.set_yscale("log")
     ax.set_ylabel("simulated SIGKILL to reap (s, log scale)")
     ax.set_title(title, fontsize=10)
     return fig
 
 
-def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
+def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.9, 1.1)):
     """sim/real ratio per sweep point with its interval; the target band shaded."""
     plt = pyplot()
     comps = list(dict.fromkeys(table.comparison))
@@ -113,17 +137,31 @@ def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.75, 1.33)):
 
 
 def wakabayashi_bars(w: pd.DataFrame):
-    """Published and simulated total times of Wakabayashi's test, before and after the patch."""
+    """Published and simulated total times of Wakabayashi's test, before and after his patch (and 2.6.32,
+    which he never timed); a simulated run that would have run out of memory is marked, not drawn."""
+    from mmlab.sim.memory import label
+
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
     x = np.arange(len(w))
-    ax.bar(x - 0.2, w.published_total_s, 0.4, label="published (2009)")
-    ax.bar(x + 0.2, w.sim_total_s, 0.4, yerr=[w.sim_total_s - w.sim_total_s_lo, w.sim_total_s_hi - w.sim_total_s],
-           capsize=4, label="simulated, desktop-2009 profile")
-    ax.set_xticks(x, [f"{p} patch\n(kernel {k})" for p, k in zip(w.patch, w.kernel)])
-    for i, r in w.iterrows():
-        ax.annotate(f"sim/pub {r.ratio_total:.2f}x", (i + 0.2, r.sim_total_s), ha="center", va="bottom", fontsize=8)
+    ax.bar(x - 0.2, w.published_total_s.fillna(0), 0.4, label="published (2009)")
+    ok = w.sim_total_s.notna()
+    ax.bar(x[ok] + 0.2, w.sim_total_s[ok], 0.4, capsize=4, label="simulated, desktop-2009 profile",
+           yerr=[(w.sim_total_s - w.sim_total_s_lo)[ok], (w.sim_total_s_hi - w.sim_total_s)[ok]])
+    import textwrap
+
+    ax.set_xticks(x, [f"{p}\n" + textwrap.fill(k, 24) for p, k in zip(w.patch, w.kernel)], fontsize=7)
+    top = np.nanmax([w.published_total_s.max(), w.sim_total_s_hi.max(), 1.0])
+    for i, r in w.reset_index(drop=True).iterrows():
+        if not np.isfinite(r.sim_total_s):
+            ax.annotate(label(r.outcome), (i + 0.2, top * 0.05), ha="center", va="bottom", rotation=90, fontsize=8,
+                        color="#b42318")
+        elif np.isfinite(r.published_total_s):
+            ax.annotate(f"sim/pub {r.ratio_total:.2f}x", (i + 0.2, r.sim_total_s), ha="center", va="bottom", fontsize=8)
+        else:
+            ax.annotate("not timed in 2009", (i - 0.2, 0), ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_ylabel("total time of run.sh (s)")
     ax.set_title("Wakabayashi's test: 2,000,000,000 bytes, SIGKILL after 2 s", fontsize=10)
     ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

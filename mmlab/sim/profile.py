@@ -29,7 +29,8 @@ OPS: dict[str, tuple[str, str]] = {
     "zap_present_ns": ("ns/page", "unmap and free one present page that is not mlocked, at exit or munmap"),
     "zap_munlock_ns": ("ns/page", "5.18+: munlock of an mlocked page as its pte is zapped (mlock_count, LRU move; "
                                   "no walk of its own), on top of zap_present_ns"),
-    "reclaim_ns": ("ns/page", "making one page free under memory pressure (reclaim, swap-out)"),
+    "reclaim_ns": ("ns/page", "reclaim dropping one clean page-cache page to make a page free"),
+    "swap_out_ns": ("ns/page", "reclaim writing one anonymous page to swap to make a page free (no swap: never used)"),
     "munlock_call_s": ("s", "fixed cost of one munlock() call as timed by the experiment (syscall, mlock_fixup, lru_add_drain, ctypes)"),
     "exit_base_s": ("s", "fixed cost from SIGKILL to reap of a small process"),
     "oom_kill_s": ("s", "a memory cgroup's OOM kill: from the first charge failing at the limit to the victim's SIGKILL "
@@ -53,13 +54,19 @@ class Cost:
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """Per-operation costs of one machine plus its memory (for pressure and OOM)."""
+    """Per-operation costs of one machine plus its memory as a test starts (for reclaim, swap and OOM:
+    see memory.py). Anonymous memory can only be reclaimed to swap; with `swap_bytes` 0 it never is."""
 
     name: str
     costs: Mapping[str, Cost]
     ram_bytes: int
-    free_bytes: int  # memory free (or cheaply reclaimable) before a test starts
+    free_bytes: int  # MemFree before a test starts
     source: str = ""
+    page_cache_bytes: int = 0  # clean page cache reclaim can drop (reclaim_ns per page)
+    other_anon_bytes: int = 0  # other tasks' anonymous memory: swappable with swap; freed only by killing them without
+    swap_bytes: int = 0  # free swap (swap_out_ns per page written)
+    min_free_bytes: int = 0  # min watermark (vm.min_free_kbytes): only TIF_MEMDIE allocations go below it
+    memory_source: str = ""  # where the memory figures come from
 
     def __post_init__(self) -> None:
         missing = set(OPS) - set(self.costs)
@@ -100,6 +107,7 @@ class Profile:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "ram_bytes": self.ram_bytes, "free_bytes": self.free_bytes, "source": self.source,
+                **{k: getattr(self, k) for k in MEMORY_FIELDS},
                 "costs": {k: dataclasses.asdict(c) for k, c in self.costs.items()}}
 
     @classmethod
@@ -116,8 +124,19 @@ class Profile:
             ref = reference().costs
             costs.update({k: dataclasses.replace(ref[k], source=f"prior (reference, not in this file): {ref[k].source}")
                           for k in missing})
+        memory = {k: d[k] for k in MEMORY_FIELDS if k in d}
+        if "memory_source" not in d:  # a file from before these fields: no page cache, swap or others counted
+            memory["memory_source"] = "RAM and free memory from this file; page cache, other tasks' memory and swap not recorded (0)"
         return cls(name=d["name"], ram_bytes=int(d["ram_bytes"]), free_bytes=int(d["free_bytes"]),
-                   source=d.get("source", ""), costs=costs)
+                   source=d.get("source", ""), costs=costs, **memory)
+
+    def memory_table(self):
+        """The memory the profile states, one row per figure, for notebooks."""
+        import pandas as pd
+
+        return pd.DataFrame([{"profile": self.name, "memory": k, "bytes": getattr(self, k),
+                              "GiB": round(getattr(self, k) / _GIB, 3)} for k in ("ram_bytes", "free_bytes", *MEMORY_FIELDS[:-1])]
+                            ).assign(source=self.memory_source)
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
@@ -130,18 +149,34 @@ class Profile:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def memory_from_meminfo(mem: Mapping[str, int], min_free_bytes: int = 0) -> dict:
+    """A machine's memory as the profile states it, from /proc/meminfo values in bytes (procfs.meminfo):
+    free = MemFree, clean page cache = Active(file) + Inactive(file) less Dirty, other tasks' anonymous
+    memory = AnonPages, swap = SwapFree."""
+    cache = mem.get("Active(file)", 0) + mem.get("Inactive(file)", 0) - mem.get("Dirty", 0)
+    return {"ram_bytes": int(mem.get("MemTotal", 0)), "free_bytes": int(mem.get("MemFree", 0)),
+            "page_cache_bytes": max(0, int(cache)), "other_anon_bytes": int(mem.get("AnonPages", 0)),
+            "swap_bytes": int(mem.get("SwapFree", 0)), "min_free_bytes": int(min_free_bytes),
+            "memory_source": "/proc/meminfo when the profile was made: MemFree, Active+Inactive(file) less Dirty, "
+                             "AnonPages, SwapFree; min watermark from vm.min_free_kbytes"}
+
+
+MEMORY_FIELDS = ("page_cache_bytes", "other_anon_bytes", "swap_bytes", "min_free_bytes", "memory_source")
 REFERENCE_PATH = paths.REFERENCE_DIR / "profile-reference.json"
 
 _GIB = 1 << 30
+_MIB = 1 << 20
 
 
 def desktop_2009() -> Profile:
     """A 2009 desktop like the one Wakabayashi may have used; his mail gives no machine, so every value
-    is stated from period hardware, not fitted to his times (see notebook 07 for the argument).
+    is stated from period hardware, not fitted to his times (notebook 07 shows how the answer moves
+    across each value's plausible range).
 
     Costs are for a kernel of that time's per-page work on a Core 2 Duo (~3 GHz, DDR2-800, ~5 GB/s
-    write bandwidth) with a 7200 rpm SATA disk for swap; 2 GiB RAM, of which 1 GiB free or cheaply
-    reclaimable (clean page cache) with a GNOME desktop running.
+    write bandwidth) with a 7200 rpm SATA disk for swap. Memory: 2 GiB RAM with a GNOME desktop
+    running: 256 MiB free, 768 MiB clean page cache, 640 MiB of other tasks' anonymous memory, the rest
+    kernel; 2 GiB of swap (distribution installers of the time made swap about the size of RAM).
     """
     c = {
         "fault_zero_ns": Cost(1300, 900, 2000, "clear_page 4 KiB at ~5 GB/s = 0.8 us + ~0.5 us trap/alloc/pte/LRU on a 2009 core"),
@@ -155,14 +190,18 @@ def desktop_2009() -> Profile:
         "empty_table_ns": Cost(1, 0, 10, "walk_page_range skips a pmd_none entry; not used for the 2009 figures"),
         "zap_present_ns": Cost(400, 250, 700, "zap_pte_range + free to the buddy allocator: 240 ns measured here on 6.18, x1.5 for 2009"),
         "zap_munlock_ns": Cost(200, 130, 350, "not used for 2009 (no 5.18 era then); as munlock_present_ns"),
-        "reclaim_ns": Cost(82_000, 40_000, 200_000, "swap-out of 4 KiB at ~50 MB/s effective (7200 rpm disk, clustered writes "
-                                                      "interleaved with seeks); 100 MB/s sequential best case, 20 MB/s seeky worst"),
+        "reclaim_ns": Cost(1500, 700, 5000, "shrink_page_list dropping a clean page-cache page: a microsecond or two on a 2009 core"),
+        "swap_out_ns": Cost(82_000, 40_000, 200_000, "swap-out of 4 KiB at ~50 MB/s effective (7200 rpm disk, clustered writes "
+                                                     "interleaved with seeks); 100 MB/s sequential best case, 20 MB/s seeky worst"),
         "munlock_call_s": Cost(2e-6, 1e-6, 5e-6, "system call entry/exit on a 2009 CPU"),
         "exit_base_s": Cost(1e-3, 0.5e-3, 3e-3, "fork/exit/wait of a small process on a 2009 desktop, about a millisecond"),
         "oom_kill_s": Cost(5e-3, 1e-3, 50e-3, "a memcg OOM kill (reclaim retries, selection, report): a few ms as measured "
                                               "here on 6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
     }
-    return Profile("desktop-2009", c, ram_bytes=2 * _GIB, free_bytes=1 * _GIB,
+    return Profile("desktop-2009", c, ram_bytes=2 * _GIB, free_bytes=256 * _MIB, page_cache_bytes=768 * _MIB,
+                   other_anon_bytes=640 * _MIB, swap_bytes=2 * _GIB, min_free_bytes=5792 << 10,
+                   memory_source="stated for a 2 GiB GNOME desktop of 2009, not measured: free + clean cache 1 GiB, "
+                                 "other tasks 640 MiB, swap 2 GiB; min watermark from min_free_kbytes = sqrt(16 x lowmem KiB)",
                    source="stated from 2009 hardware; not fitted (mmlab.sim.profile.desktop_2009)")
 
 

@@ -2,7 +2,9 @@
 
 Since 4779280d1ea4 (2.6.29) get_user_pages checks fatal_signal_pending per page, so mlock stops where
 it got; the VMA stays VM_LOCKED with a populated prefix (kernel-history 1, 2). What the exit then
-costs is the era's exit_mmap (eras.py): 2.6.31 faults in every page mlock never reached.
+costs is the era's exit_mmap (eras.py): 2.6.31 faults in every page mlock never reached, from memory
+that is finite (memory.py): past free memory, clean page cache and swap, the machine is out of memory
+and the row's `outcome` says what the kernel did instead of giving a time.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pandas as pd
 
 from mmlab.core.params import ParamError, choice, flag, seconds, size
 from mmlab.core.units import PAGE_BYTES
+from mmlab.sim import memory
 from mmlab.sim.address_space import State, Vma
 from mmlab.sim.eras import Era, exit_mmap
 from mmlab.sim.profile import Profile
@@ -31,7 +34,7 @@ class SigkillParams(SimParams):
     kill_after_s: float = seconds(2.0, "seconds after mlock() starts that SIGKILL arrives (kill_at = time)", hi=86400)
     mapping: str = choice("anon-private", MAPPINGS, "what the VMA maps")
     writable: bool = flag(True, "VM_WRITE: PROT_READ|PROT_WRITE (else PROT_READ)")
-    free_bytes: int = size(0, "memory free before mlock; 0 = the profile's free memory", lo=0, hi=1 << 50)
+    free_bytes: int = size(0, "memory free (MemFree) before mlock; 0 = the profile's free memory", lo=0, hi=1 << 50)
 
     def check(self) -> None:
         super().check()
@@ -39,17 +42,32 @@ class SigkillParams(SimParams):
             raise ParamError("populated_bytes", self.populated_bytes, f"at most vma_bytes ({self.vma_bytes})", "exceeds the VMA")
 
 
-def populated_after(profile: Profile, vma_pages: int, free_pages: int, t_s: float, per_page_ns: float) -> tuple[int, float]:
-    """Pages mlock has populated after t_s, and the time it took: free memory first at the populate
-    cost, then each page also costs a reclaim (reclaim_ns) once free memory is used up."""
-    fast = min(vma_pages, free_pages)
-    t_fast = fast * per_page_ns * 1e-9
-    if t_s <= t_fast:
-        n = int(t_s / (per_page_ns * 1e-9))
-        return n, n * per_page_ns * 1e-9
-    slow_ns = per_page_ns + profile["reclaim_ns"]
-    n = min(vma_pages, fast + int((t_s - t_fast) / (slow_ns * 1e-9)))
-    return n, t_fast + (n - fast) * slow_ns * 1e-9
+def populated_after(profile: Profile, mem: memory.Memory, vma_pages: int, t_s: float,
+                    per_page_ns: float) -> tuple[int, float, bool]:
+    """Pages mlock() has populated after t_s, the time that took, and whether it ran out of memory first.
+    Free memory goes at the populate cost; then each page also costs dropping a clean page-cache page
+    (reclaim_ns), then swapping out another task's anonymous page (swap_out_ns; mlocked pages cannot go)."""
+    tiers = ((mem.free, per_page_ns), (mem.page_cache, per_page_ns + profile["reclaim_ns"]),
+             (min(mem.swap, mem.other_anon), per_page_ns + profile["swap_out_ns"]))
+    n, t = 0, 0.0
+    for pages, ns in tiers:
+        pages = min(pages, vma_pages - n)
+        if t + pages * ns * 1e-9 >= t_s:
+            k = int((t_s - t) / (ns * 1e-9))
+            return n + k, t + k * ns * 1e-9, False
+        n, t = n + pages, t + pages * ns * 1e-9
+        if n == vma_pages:
+            return n, t, False
+    return n, t, True
+
+
+def _no_time(row: dict) -> dict:
+    """An outcome that is not an exit has no exit time: every time column null."""
+    for k in ("exit_s", "kill_to_reap_s", "exit_mm_s"):
+        for side in ("", "_lo", "_hi"):
+            row[k + side] = math.nan
+    row["munlock_pass_s"] = math.nan
+    return row
 
 
 def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None = None, kill_after_s: float = 0.0,
@@ -58,40 +76,68 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     """The physics of one point, as a flat dict (fast enough for 10,000-point sweeps). `room_pages`: what
     a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there.
     `oom_kill`: a pass stopped by the limit invokes the group's OOM killer (default OOM handling), whose
-    own time (`oom_kill_s`: reclaim retries, selection, report) comes before the reap."""
+    own time (`oom_kill_s`: reclaim retries, selection, report) comes before the reap.
+
+    Memory is the profile's (memory.py): what the exit's munlock pass allocates comes from free memory,
+    clean page cache, then swap. A pass that needs more runs the machine out of memory, and the row's
+    `outcome` says what the era's kernel did (bystanders-killed, panic, ...) with every time null."""
     anon, shared = mapping.startswith("anon"), mapping.endswith("shared")
-    free_pages = profile.free_bytes // PAGE_BYTES if free_pages is None else free_pages
+    mem = memory.Memory.of(profile, None if free_pages is None else free_pages * PAGE_BYTES)
     per_page_ns = profile["populate_mlock_ns"] if anon else profile["file_fault_ns"]
+    outcome = memory.EXITED
     if populated_pages is None:
-        populated_pages, mlock_s = populated_after(profile, vma_pages, free_pages, kill_after_s, per_page_ns)
+        populated_pages, mlock_s, oom = populated_after(profile, mem if anon else _unbounded(), vma_pages, kill_after_s,
+                                                        per_page_ns)
+        supply = memory.populate(mem, populated_pages if anon else 0)
+        outcome = memory.OOM_DURING_MLOCK if oom else outcome
     else:
-        over = max(0, populated_pages - free_pages) if anon else 0
-        mlock_s = (populated_pages * per_page_ns + over * profile["reclaim_ns"]) * 1e-9
+        supply = memory.populate(mem, populated_pages if anon else 0)
+        mlock_s = populated_pages * per_page_ns * 1e-9 + profile.price(supply.counts)[0]
+        outcome = memory.OOM_DURING_MLOCK if supply.short else outcome
     vma = Vma.prefix(vma_pages, populated_pages, State.LOCKED, anon=anon, writable=writable, shared=shared)
     munlock, unmap = exit_mmap(era, vma, None if room_pages is None else max(0, room_pages))
-    # allocations at exit beyond what is still free each need a page reclaimed first
-    reclaimed = max(0, munlock.allocated - max(0, free_pages - (populated_pages if anon else 0)))
-    munlock.counts["reclaim_ns"] += reclaimed
+    # the pass munlocks the populated prefix first, so its pages, the new ones and other tasks' can go to swap
+    got = memory.take(supply.left, munlock.allocated)
+    if getattr(munlock, "never_ends", False) and outcome == memory.EXITED:
+        outcome = memory.HUNG  # the era's exit-time fault never completes: GUP retries it forever
+    if got.short and outcome == memory.EXITED:
+        outcome = memory.exit_outcome(got.short, mem.other_anon, memory.when_short(era))
+        if outcome == memory.EXITED:  # chosen itself, its TIF_MEMDIE allocation failed: the pass gave up the VMA
+            munlock, unmap = exit_mmap(era, vma, munlock.allocated - got.short)
+            got = memory.take(supply.left, munlock.allocated)
+    munlock.counts.update(got.counts)
     pass_s = profile.price(munlock.counts)
     mm_s = profile.price(munlock.counts + unmap.counts)
     fixed = Counter(exit_base_s=1, oom_kill_s=int(oom_kill and munlock.limit_hit))
     exit_s = tuple(m + f for m, f in zip(mm_s, profile.price(fixed)))
-    return {
+    row = {
         "vma_bytes": vma_pages * PAGE_BYTES, "populated_bytes": populated_pages * PAGE_BYTES,
         "mapping": mapping, "writable": writable, "unreached_pages": vma_pages - populated_pages,
-        "mlock_s": mlock_s,
+        "outcome": outcome, "mlock_s": mlock_s,
         "exit_s": exit_s[0], "exit_s_lo": exit_s[1], "exit_s_hi": exit_s[2],
         "kill_to_reap_s": exit_s[0], "kill_to_reap_s_lo": exit_s[1], "kill_to_reap_s_hi": exit_s[2],
         "exit_mm_s": mm_s[0], "exit_mm_s_lo": mm_s[1], "exit_mm_s_hi": mm_s[2],
         "munlock_pass_s": pass_s[0],
-        "exit_pages_faulted": munlock.faulted, "exit_bytes_allocated": munlock.allocated * PAGE_BYTES,
+        "exit_pages_needed": munlock.faulted,
+        "exit_pages_faulted": 0 if getattr(munlock, "never_ends", False) else munlock.faulted - got.short,
+        "exit_bytes_allocated": (munlock.allocated - got.short) * PAGE_BYTES,
+        "exit_bytes_short": got.short * PAGE_BYTES,
         "exit_pages_munlocked": munlock.munlocked + unmap.munlocked, "exit_pages_zero_page": munlock.zero_page,
-        "exit_pages_reclaimed": reclaimed, "exit_oom_kills": fixed["oom_kill_s"],
+        "exit_pages_reclaimed": got.from_cache + got.swapped_out, "exit_pages_swapped_out": got.swapped_out,
+        "exit_oom_kills": fixed["oom_kill_s"],
     }
+    return row if outcome == memory.EXITED else _no_time(row)
+
+
+def _unbounded() -> memory.Memory:
+    """Memory that never runs out (a file mapping's pages are already in the page cache)."""
+    big = 1 << 62
+    return memory.Memory(free=big, page_cache=0, other_anon=0, swap=0)
 
 
 def simulate(p: SigkillParams) -> pd.DataFrame:
-    """One tidy row: exit seconds (with interval), pages faulted and bytes allocated during exit, pages munlocked."""
+    """One tidy row: the outcome, exit seconds (with interval; null unless it exited), pages faulted and
+    bytes allocated during exit, pages munlocked."""
     prof = p.machine()
     free = None if p.free_bytes == 0 else p.free_bytes // PAGE_BYTES
     populated = math.ceil(p.populated_bytes / PAGE_BYTES) if p.kill_at == "populated" else None

@@ -8,7 +8,7 @@ import pandas as pd
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
-from mmlab.sim.eras import RELEASED, era_for
+from mmlab.sim.eras import era_for
 from mmlab.sim.oom import OomParams, timeline
 from mmlab.sim.profile import NAMED
 
@@ -23,15 +23,20 @@ def _kernels(value: str) -> tuple[str, ...]:
 
 
 def _check_profile(name: str) -> None:
+    """A ParamError unless the profile can be loaded here (`host` needs `mmlab calibrate` first)."""
     if name not in NAMED and not name.endswith(".json"):
         raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")
+    from .profile import by_name
+
+    by_name(name)
 
 
 @dataclasses.dataclass(frozen=True)
 class BeforeAfterParams(Params):
     """Parameters of notebook 06."""
 
-    kernels: str = text(",".join(e.name for e in RELEASED), "kernel versions or era names, comma-separated")
+    kernels: str = text("2.6.31,2.6.32,3.12,4.6,4.9,4.19,6.18",
+                        "kernel versions or era names, comma-separated; each picks the newest era at or below it")
     profile: str = text("reference", "machine profile")
     vma_sizes: tuple = sizes(["256MiB", "1GiB", "4GiB", "16GiB", "64GiB", "256GiB"], "VMA sizes of the size sweep")
     populated_bytes: int = size("256MiB", "populated at SIGKILL in the size sweep")
@@ -89,6 +94,16 @@ def oom_side_by_side(p: BeforeAfterParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows, tls
 
 
+def exit_table(rows: pd.DataFrame, index: str) -> pd.DataFrame:
+    """Exit per era at each `index` value: the time, or what the kernel did where there is none (the
+    machine ran out of memory), with the pages the exit faulted in."""
+    from mmlab.sim.memory import label
+
+    cell = [f"{s:.4g} s, {int(n)} pages faulted" if o == "exited" else f"no time: {label(o)}"
+            for s, n, o in zip(rows["exit_s"], rows["exit_pages_faulted"], rows["outcome"])]
+    return rows.assign(exit=cell).pivot_table(index=index, columns="era", values="exit", aggfunc="first", sort=False)
+
+
 def outcomes(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per kernel: outcome, when, which bystanders were killed."""
     def one(g: pd.DataFrame) -> pd.Series:
@@ -104,26 +119,37 @@ class ValidationParams(Params):
     """Parameters of notebook 07."""
 
     profile: str = text("reference", "profile the simulations are priced with (host = this machine's, after mmlab calibrate)")
-    desktop_free_bytes: tuple = sizes(["512MiB", "768MiB", "1GiB", "1280MiB", "1536MiB"],
-                                      "2009 desktop: free memory values for the sensitivity table")
-    desktop_swap_mb_s: tuple = reals([20, 50, 100], "2009 desktop: effective swap-out MB/s values for the sensitivity table",
+    desktop_free_bytes: tuple = sizes(["256MiB", "512MiB", "768MiB", "1GiB", "1280MiB", "1536MiB"],
+                                      "2009 desktop: free memory + clean page cache values for the sensitivity table")
+    desktop_swap_mb_s: tuple = reals([20, 35, 50, 75, 100], "2009 desktop: effective swap-out MB/s values for the sensitivity table",
                                      lo=1, hi=10000)
-    target_lo: float = real(0.75, "lower end of the sim/real target", lo=0, hi=1)
-    target_hi: float = real(1.33, "upper end of the sim/real target", lo=1, hi=100)
+    target_lo: float = real(0.9, "lower end of the sim/real target", lo=0, hi=1)
+    target_hi: float = real(1.1, "upper end of the sim/real target", lo=1, hi=100)
 
     def check(self) -> None:
         _check_profile(self.profile)
 
 
 def wakabayashi_sensitivity(p: ValidationParams) -> pd.DataFrame:
-    """Wakabayashi's test on the 2009 profile for each free-memory and swap-speed value (not a fit: a spread)."""
-    from mmlab.sim.profile import desktop_2009
-    from mmlab.sim.validate import wakabayashi
+    """Wakabayashi's test across the plausible range of each unknown 2009 fact, one at a time (not a fit: a
+    spread); free memory and swap speed take the notebook's values, the other knobs validate.KNOBS's."""
+    from mmlab.sim.validate import wakabayashi_sensitivity as sensitivity
 
-    base = desktop_2009()
+    return sensitivity(ranges={"free_and_cache_MiB": [b / (1 << 20) for b in p.desktop_free_bytes],
+                               "swap_MB_s": list(p.desktop_swap_mb_s)})
+
+
+def wakabayashi_grid(p: ValidationParams) -> pd.DataFrame:
+    """The pre-patch total of Wakabayashi's test for every pair of free memory (+ clean cache) and swap
+    speed values together (the two knobs that decide it), the other facts at their stated values."""
+    from mmlab.sim.profile import desktop_2009
+    from mmlab.sim.validate import KNOBS, wakabayashi
+
     rows = []
     for mb_s in p.desktop_swap_mb_s:
-        prof = base.replace(reclaim_ns=PAGE_BYTES / (mb_s * 1e6) * 1e9)
         for free in p.desktop_free_bytes:
-            rows.append(wakabayashi(prof, free).assign(swap_mb_s=mb_s))
-    return pd.concat(rows, ignore_index=True)
+            prof = KNOBS["swap_MB_s"][2](KNOBS["free_and_cache_MiB"][2](desktop_2009(), free / (1 << 20)), mb_s)
+            b = wakabayashi(prof).set_index("patch").loc["before"]
+            rows.append({"swap_MB_s": mb_s, "free_and_cache_MiB": free >> 20,
+                         "sim_total_s": b["sim_total_s"] if b["outcome"] == "exited" else float("nan")})
+    return pd.DataFrame(rows).pivot(index="swap_MB_s", columns="free_and_cache_MiB", values="sim_total_s")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core import stats
+from mmlab.sim import memory
 from mmlab.study.series import POINT, POST, PRE, REAL, REPLAY, SERIES_ORDER, SIMULATED, Scenario, prepared
 
 CI, RANGE, ONE, MODEL = "95% CI", "range", "one trial", "model range"
@@ -50,18 +51,35 @@ def estimates(rows: pd.DataFrame, scen: Scenario) -> pd.DataFrame:
     """One row per point (vma_bytes, point_bytes) and series: n, median, interval and its kind, and the
     notebook the measured rows come from (`source`)."""
     data = prepared(rows, scen)
-    cols = [*POINT, "populated_fraction", "series", "n", "median_s", "lo_s", "hi_s", "kind", "source", "estimate"]
+    cols = [*POINT, "populated_fraction", "series", "n", "median_s", "lo_s", "hi_s", "kind", "source", "estimate",
+            "outcome"]
     out = []
     for (vma, point, series), g in data.groupby([*POINT, "series"], sort=True):
         e = stats.estimate(g, "value_s")
-        if not e.n:
+        outcome = model_outcome(g)
+        if not e.n and not outcome:
             continue
         iv = interval(e, series in SIMULATED)
         source = ", ".join(sorted(g["source"].dropna().astype(str).unique())) if "source" in g else ""
         out.append({"vma_bytes": int(vma), "point_bytes": int(point), "populated_fraction": point / vma,
                     "series": series, "n": iv.n, "median_s": iv.value, "lo_s": iv.lo, "hi_s": iv.hi,
-                    "kind": iv.kind, "source": source, "estimate": e})
+                    "kind": iv.kind, "source": source, "estimate": e, "outcome": outcome})
     return pd.DataFrame(out, columns=cols)
+
+
+def model_outcome(g: pd.DataFrame) -> str:
+    """What a simulated point's rows say happened instead of finishing (e.g. `panic`: the machine ran out
+    of memory), or "" when it finished and has a time. Measured rows never carry a model outcome."""
+    if "outcome" not in g or "method" not in g:
+        return ""
+    sim = g[g["method"] == "simulated"]["outcome"].dropna().astype(str)
+    unfinished = [o for o in sim if o not in memory.FINISHED]
+    return unfinished[0] if unfinished and len(unfinished) == len(sim) else ""
+
+
+def timed(est: pd.DataFrame) -> pd.DataFrame:
+    """Estimates that have a time (not an outcome the model gives instead)."""
+    return est[est["outcome"].fillna("").eq("")] if "outcome" in est else est
 
 
 RATIOS = ((PRE, POST, "before/after the patch"),
@@ -94,7 +112,7 @@ def ratios(est: pd.DataFrame, pairs: Sequence[tuple[str, str, str]] = RATIOS) ->
     simulated, and whether the interval lies wholly on one side of 1."""
     cols = [*POINT, "populated_fraction", "num", "den", "what", "ratio", "lo", "hi", "kind", "n", "sides", "significant"]
     out = []
-    for (vma, point), g in est.groupby(POINT, sort=True):
+    for (vma, point), g in timed(est).groupby(POINT, sort=True):
         by = {s: e for s, e in zip(g["series"], g["estimate"])}
         for num, den, what in pairs:
             if num in by and den in by:
@@ -110,7 +128,7 @@ def quoted_point(est: pd.DataFrame, fraction: float, needs: Sequence[str]) -> tu
     """The point a sentence quotes: among points where all `needs` series exist, the one nearest
     `fraction` populated (then the one with most series, then the largest VMA)."""
     best, key = None, None
-    for (vma, point), g in est.groupby(POINT, sort=True):
+    for (vma, point), g in timed(est).groupby(POINT, sort=True):
         have = set(g["series"])
         if not set(needs) <= have:
             continue

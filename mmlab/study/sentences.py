@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mmlab.sim import memory
 from mmlab.study.estimates import CI, quoted_point
 from mmlab.study.series import POINT, POST, PRE, REAL, REPLAY, Scenario
 from mmlab.study.wording import fmt_s, fmt_size, fmt_x, interval_text, where
@@ -47,6 +48,11 @@ def sentence(scen: Scenario, est: pd.DataFrame, rat: pd.DataFrame, labels: dict[
                      f"{'as long' if r['ratio'] >= 1 else 'the time'} before the patch as after it "
                      f"({kernels[0]}: {fmt_s(e_all.loc[(*pt, PRE), 'median_s'])}, "
                      f"{kernels[1]}: {fmt_s(e_all.loc[(*pt, POST), 'median_s'])}; {_ratio(r, profile)}).")
+    gone = est[est["outcome"].fillna("").ne("") & (est["series"] == PRE)] if "outcome" in est else est.iloc[0:0]
+    if not gone.empty:
+        g0 = gone.sort_values(["vma_bytes", "point_bytes"]).iloc[-1]
+        parts.append(f"With {where(int(g0['vma_bytes']), int(g0['point_bytes']))}, the simulated {kernels[0]} "
+                     f"has no time: it needs more memory than the {profile} profile has ({memory.label(g0['outcome'])}).")
     real_pt = pt if pt is not None and (*pt, REAL) in e_all.index else quoted_point(est, fraction, (REAL,))
     if real_pt is not None:
         parts.append(f"Measured on this kernel with {where(*real_pt)}, it took {_time(e_all.loc[(*real_pt, REAL)], profile)}.")

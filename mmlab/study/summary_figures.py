@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mmlab.sim import memory
 from mmlab.study.estimates import quoted_point
 from mmlab.study.series import COLORS, POST, PRE, REAL, REPLAY, SERIES_ORDER, SIMULATED, Scenario
 from mmlab.study.wording import fmt_size
@@ -135,6 +136,13 @@ def figure(data: pd.DataFrame, est: pd.DataFrame, scen: Scenario, labels: dict[s
             if measured:
                 pts = data[(data["series"] == s) & (data["vma_bytes"] == vma)]
                 ax.scatter(pts["point_bytes"] / MiB, pts["value_s"], color=COLORS[s], s=12, alpha=0.6, zorder=3)
+            gone = e[e["outcome"].fillna("").ne("")] if "outcome" in e else e.iloc[0:0]
+            for _, r in gone.iterrows():  # no time to draw: mark the point at the top and say what happened
+                xg = r["point_bytes"] / MiB
+                ax.scatter([xg], [0.96], marker="X", s=50, color=COLORS[s], transform=ax.get_xaxis_transform(),
+                           zorder=4, clip_on=False)
+                ax.annotate(memory.label(r["outcome"]), (xg, 0.93), xycoords=ax.get_xaxis_transform(), fontsize=7,
+                            color=COLORS[s], ha="center", va="top")
         _seconds_axis(ax)
         if zero:
             from matplotlib.ticker import FuncFormatter

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core.units import format_bytes
+from mmlab.sim import memory
 from mmlab.study.estimates import CI, MIN_CI_N, MODEL, ONE, RANGE
 from mmlab.study.series import POINT, SERIES_ORDER, evidence_kind
 
@@ -78,8 +79,8 @@ def table(est: pd.DataFrame, labels: dict[str, str], profile: str) -> pd.DataFra
         rows.append({"VMA": fmt_size(e["vma_bytes"]),
                      "populated": f"{fmt_size(e['point_bytes'])} ({fmt_pct(e['populated_fraction'])})",
                      "series": labels[e["series"]], "evidence": evidence_kind(e["series"], profile),
-                     "time (median)": fmt_s(e["median_s"]),
-                     "interval": interval_text(e["kind"], e["lo_s"], e["hi_s"], e["n"], profile=profile),
+                     "time (median)": f"no time: {memory.label(e['outcome'])}" if e.get("outcome") else fmt_s(e["median_s"]),
+                     "interval": "" if e.get("outcome") else interval_text(e["kind"], e["lo_s"], e["hi_s"], e["n"], profile=profile),
                      "shown in": e["source"] or "this page (simulated)"})
     return pd.DataFrame(rows, columns=["VMA", "populated", "series", "evidence", "time (median)", "interval", "shown in"])
 
