@@ -20,6 +20,8 @@ TINY = {
     "04-oom-kill": ({"limit_bytes": "64MiB", "lock_bytes": "128MiB", "bystanders": 1, "bystander_bytes": "4MiB",
                      "repeats": 2, "warmup": 0}, "bystanders survive"),
     "05-prepatch-replay": ({"vma_bytes": "8MiB,16MiB", "repeats": 2, "warmup": 0}, "replayed pre-patch exit"),
+    "08-file-mappings": ({"size_bytes": "1MiB", "repeats": 1, "warmup": 0, "sim_vma_bytes": "64MiB",
+                          "sim_populated_bytes": "16MiB"}, "became anonymous copies (COW)"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Notebooks 06 and 07 run under papermill at small parameters and draw figures (07 with an empty store)."""
+"""Notebooks 06, 07 and 08 run under papermill at small parameters and draw figures (07 with an empty store,
+08 without a real run)."""
 from pathlib import Path
 
 import nbformat
@@ -31,3 +32,12 @@ def test_07_says_so_when_there_are_no_real_rows(tmp_path):
     outputs, images = _run(tmp_path, "07-model-validation.ipynb", {"desktop_free_bytes": "1GiB"})
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "nothing to compare" in text and images
+
+
+def test_08_without_a_real_run_simulates_every_era_from_the_reference_costs(tmp_path):
+    """08 with run_real false says it did not measure and still draws the era comparisons (two mappings,
+    complete and interrupted mlock) from the shipped per-page costs."""
+    outputs, images = _run(tmp_path, "08-file-mappings.ipynb", {"run_real": False, "sim_vma_bytes": "64MiB",
+                                                                 "sim_populated_bytes": "16MiB"})
+    said = " ".join(o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {}))
+    assert "Not run here" in said and len(images) == 4

@@ -24,6 +24,7 @@ MODULES: dict[str, str] = {
     "munlock-partial": "munlock_partial",
     "prepatch-replay": "prepatch_replay",
     "oom-kill": "oom_kill",
+    "file-mapping": "file_mapping",
 }
 
 

@@ -120,3 +120,56 @@ def host_reported_kib(root: Path | None = None) -> int | None:
         return int(_read((root or PAGE_REPORTING_DIR) / "reported_kib"))
     except (OSError, ValueError):
         return None
+
+
+# --- file mappings: one VMA's smaps fields, and which filesystem holds a folder ---------------------
+def parse_smaps_vma(text: str, addr: int) -> dict[str, int]:
+    """The fields of the VMA starting at `addr` in /proc/PID/smaps, in bytes (Rss, Anonymous,
+    Private_Dirty, Shared_Dirty, Locked, ...); empty if no such VMA."""
+    out: dict[str, int] = {}
+    found = False
+    for line in text.splitlines():
+        head = line.split(None, 1)[0] if line.strip() else ""
+        if "-" in head and ":" not in head:
+            if found:
+                break
+            found = int(head.split("-")[0], 16) == addr
+            continue
+        if found:
+            key, _, rest = line.partition(":")
+            fields = rest.split()
+            if len(fields) == 2 and fields[1] == "kB":
+                out[key.strip()] = int(fields[0]) * _KB
+    return out
+
+
+def smaps_vma(addr: int, pid: int | str = "self", root: Path | None = None) -> dict[str, int]:
+    return parse_smaps_vma(_read((root or PROC_ROOT) / str(pid) / "smaps"), addr)
+
+
+def parse_mounts(text: str) -> list[tuple[str, str]]:
+    """/proc/PID/mounts -> [(mount point, fs type)], octal escapes (\\040 for a space) decoded."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            out.append((parts[1].encode().decode("unicode_escape"), parts[2]))
+    return out
+
+
+def mounts(root: Path | None = None) -> list[tuple[str, str]]:
+    return parse_mounts(_read((root or PROC_ROOT) / "self" / "mounts"))
+
+
+MEMORY_FS = ("tmpfs", "ramfs", "devtmpfs", "hugetlbfs")  # filesystems whose pages live only in memory
+
+
+def fs_type(path: str | Path, mount_list: list[tuple[str, str]]) -> str:
+    """The filesystem type of the mount holding `path` (the longest mount point that is its prefix)."""
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    for mnt, typ in mount_list:
+        inside = real == mnt or real.startswith(mnt.rstrip("/") + "/") or mnt == "/"
+        if inside and len(mnt) >= len(best):
+            best, kind = mnt, typ
+    return kind

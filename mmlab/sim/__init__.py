@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 
 from mmlab.core.units import PAGE_BYTES
-from mmlab.sim import munlock_partial, oom, sigkill
+from mmlab.sim import file_mapping, munlock_partial, oom, sigkill
 from mmlab.sim.eras import ERAS, era_for
 from mmlab.sim.profile import Profile
 from mmlab.sim.scenario import Scenario
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (sigkill.SCENARIO, munlock_partial.SCENARIO, oom.SCENARIO)}
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (sigkill.SCENARIO, munlock_partial.SCENARIO, oom.SCENARIO,
+                                                     file_mapping.SCENARIO)}
 
 __all__ = ["SCENARIOS", "Scenario", "Profile", "ERAS", "era_for", "simulate", "bench"]
 

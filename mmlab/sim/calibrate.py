@@ -153,6 +153,16 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
         put("oom_kill_s", _cost(ok["limit_to_kill_s"], "oom-kill victim limit_to_kill_s (first failed charge at the "
                                 "group's limit to the oom_kill count rising)"))
 
+    fr = _rows(df, "file-mapping")
+    if "operation" in fr:  # file pages already in the page cache (page cache warm), faulted as the old kernels did
+        warm = fr[fr["page_cache"] == "warm"]
+        put("file_fault_ns", _cost(warm[warm["operation"] == "populate_read"]["ns_per_page"],
+                                   "file-mapping populate_read, page cache warm, disk and tmpfs (MADV_POPULATE_READ: read "
+                                   "fault mapping a cached file page)"))
+        put("cow_ns", _cost(warm[(warm["operation"] == "populate_write") & (warm["mapping"] == "private")]["ns_per_page"],
+                            "file-mapping populate_write of a private mapping, page cache warm, disk and tmpfs "
+                            "(MADV_POPULATE_WRITE: COW of an absent file page into a new anonymous page)"))
+
     mp = _rows(df, "munlock-partial")
     if len(mp):
         mp = mp[mp["populated_bytes"] <= SMALL_FRACTION * mp["vma_bytes"]]
@@ -190,4 +200,9 @@ def main_calibrate(out_path: Path | str | None = None) -> tuple[Profile, Path]:
     with pd.option_context("display.max_colwidth", 70, "display.width", 200):
         print(table.to_string(index=False))
     print(f"{len(real)} real/replay rows read; profile saved to {path}")
+    if "experiment" in real and (real["experiment"] == "file-mapping").any():
+        from mmlab.sim import file_mapping
+
+        _, fpath = file_mapping.calibrate(real)
+        print(f"file-mapping per-page costs saved to {fpath} (simulate file-mapping -p costs host)")
     return prof, path

@@ -21,7 +21,7 @@ OPS: dict[str, tuple[str, str]] = {
     "fault_zero_ns": ("ns/page", "write fault through get_user_pages: allocate and zero an anonymous page (MADV_POPULATE_WRITE)"),
     "zero_page_ns": ("ns/page", "read fault mapping the shared ZERO_PAGE (MADV_POPULATE_READ on fresh anon)"),
     "file_fault_ns": ("ns/page", "fault mapping a page-cache page already in memory"),
-    "cow_ns": ("ns/page", "copy on write of a present page (private file mapping, write fault)"),
+    "cow_ns": ("ns/page", "copy on write of a private file page at a write fault: the page-cache page copied into a new anonymous page"),
     "munlock_present_ns": ("ns/page", "munlock of a present mlocked page (munlock() of a populated range)"),
     "walk_absent_ns": ("ns/page", "follow_page of one absent address: a page-table walk finding nothing"),
     "pte_none_ns": ("ns/page", "stepping over one pte_none entry in a pte walk"),
