@@ -27,6 +27,14 @@ $(TESTSTAMP): pyproject.toml $(STAMP)
 
 setup: $(STAMP)
 
+# Runs and reports of a checkout stay in it, whichever folder a notebook kernel starts in.
+report lab: export MMLAB_RUNS_DIR ?= $(CURDIR)/data/runs
+report lab: export MMLAB_REPORTS_DIR ?= $(CURDIR)/reports
+# JupyterLab refuses root without --allow-root; real experiments need root for full sizes.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_PORT ?= 8888
+LAB_DIR ?= notebooks
+
 report: $(STAMP)
 	$(BIN)/mmlab run $(ARGS)
 
@@ -40,9 +48,10 @@ check-site: $(TESTSTAMP)
 lint: $(TESTSTAMP)
 	$(BIN)/ruff check .
 
+# loopback only, with the server's token (printed in the URL); stop with Ctrl-C
 lab: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[lab]'
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+		--ServerApp.open_browser=False $(LAB_ROOT) $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

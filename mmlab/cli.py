@@ -47,9 +47,17 @@ def _print_table(rows: list[tuple[str, str]], out=sys.stdout) -> None:
         print(f"{k:<{width}}  {v}", file=out)
 
 
-def _print_rows(df, as_json: bool) -> None:
+def _print_rows(df, as_json: bool, as_csv: bool = False, table: bool = False) -> None:
+    """Rows for machines (--json: a list of objects; --csv), or for a person: a short table per point
+    (`table`, real experiments) or the rows themselves (simulations: one row per point already)."""
     if as_json:
         print(df.to_json(orient="records", double_precision=15))
+    elif as_csv:
+        df.to_csv(sys.stdout, index=False)
+    elif table:
+        from mmlab.study.console import tables
+
+        print(tables(df))
     else:
         import pandas as pd
 
@@ -100,7 +108,7 @@ def cmd_experiment(args) -> int:
         if args.json:
             print("[]")
         return 0
-    _print_rows(result.rows, args.json)
+    _print_rows(result.rows, args.json, args.csv, table=True)
     if result.run_dir is not None:
         print(f"mmlab: stored {len(result.rows)} rows in {result.run_dir}", file=sys.stderr)
     return 0
@@ -120,7 +128,7 @@ def cmd_simulate(args) -> int:
 
         run_dir = store.save({args.scenario: df}, {args.scenario: params.to_dict()}, env.capture())
         print(f"mmlab: stored {len(df)} rows in {run_dir}", file=sys.stderr)
-    _print_rows(df, args.json)
+    _print_rows(df, args.json, args.csv)
     return 0
 
 
@@ -169,7 +177,7 @@ def cmd_run(args) -> int:
 def cmd_compare(args) -> int:
     from mmlab.study import compare
 
-    return compare.main(args.runs, as_json=args.json)
+    return compare.main(args.runs, as_json=args.json, reference=args.reference)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,11 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--repeats", type=int, help="measured repetitions per point")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list of objects")
+    p.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--no-save", action="store_true", help="do not store the run")
     p.set_defaults(fn=cmd_experiment)
     p = with_params(sub.add_parser("simulate", help="run one simulated scenario"))
     p.add_argument("scenario")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--save", action="store_true", help="store the rows as a run")
     p.set_defaults(fn=cmd_simulate)
     p = sub.add_parser("eras", help="the simulated kernel eras: versions, behaviours, and the source of each")
@@ -213,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("compare", help="compare stored runs (hosts, kernels)")
-    p.add_argument("runs", nargs="+", help="run ids or run folders")
+    p.add_argument("runs", nargs="*", help="run ids or run folders")
+    p.add_argument("--reference", action="store_true",
+                   help="this machine (the runs named, else its newest run of each experiment) beside the reference machine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_compare)
     return ap
@@ -238,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `mmlab ... | head`: the reader left; no traceback (what was stored stays)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as e:  # any other file mmlab could not write or read (a report on a full disk)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mmlab: error: {where}{e.strerror or _one_line(e)}", file=sys.stderr)
+        return 1
     except Terminated:
         print("mmlab: terminated (SIGTERM); children killed and reaped, nothing half-written", file=sys.stderr)
         return 128 + signal.SIGTERM

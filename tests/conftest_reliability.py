@@ -169,11 +169,18 @@ def mlocked() -> int:
     return procfs.meminfo()["Mlocked"]
 
 
-def assert_mlocked_back(before: int, slack: int = 4 << 20, timeout_s: float = 15.0) -> None:
-    """System Mlocked returns to (at most) its level before, within `slack` bytes (others on this machine
-    may lock a little meanwhile); polled, since the last exit's teardown may still be in flight."""
-    ok = wait_until(lambda: mlocked() <= before + slack, timeout_s, 0.05)
-    assert ok, f"Mlocked {mlocked()} stayed above {before} + {slack}"
+def locked_by(tag: str) -> int:
+    """Bytes locked by the processes carrying the tag (their VmLck): what this test's experiment holds,
+    whatever anyone else on the shared machine locks meanwhile."""
+    return sum(vmlck_bytes(pid) for pid in tagged_pids(tag))
+
+
+def assert_mlocked_back(tag: str, timeout_s: float = 15.0) -> None:
+    """Nothing the tagged processes locked stays locked: their VmLck is 0 (locked memory belongs to a
+    process's mm, so once they are gone it is unlocked); polled, since an exit's teardown may be in flight.
+    Machine-wide Mlocked is not used: others on this machine lock and unlock memory meanwhile."""
+    ok = wait_until(lambda: locked_by(tag) == 0, timeout_s, 0.05)
+    assert ok, f"processes tagged {tag} still lock {locked_by(tag)} bytes"
 
 
 def mmlab_cgroups(pid: int | None = None) -> list[Path]:

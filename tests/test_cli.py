@@ -9,10 +9,23 @@ def mmlab(*args, timeout=120):
 
 
 def test_experiment_json_prints_rows():
-    r = mmlab("experiment", "mlock-throughput", "-p", "sizes", "1MiB", "-p", "warmup", "0", "--repeats", "2", "--json")
+    r = mmlab("experiment", "mlock-throughput", "-p", "sizes", "1MiB", "-p", "mappings", "anon-private",
+              "-p", "warmup", "0", "--repeats", "2", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert len(rows) == 2 and rows[0]["size_bytes"] == 1 << 20 and rows[0]["method"] == "real"
+
+
+def test_experiment_prints_a_short_table_per_point_for_a_person():
+    """Without --json: a title, a header with units, and one line per measured point (sizes as sizes,
+    n, median and range), not every column of every row."""
+    r = mmlab("experiment", "mlock-throughput", "-p", "sizes", "1MiB,2MiB", "-p", "mappings", "anon-private",
+              "-p", "warmup", "0", "-p", "settle_s", "0", "--repeats", "2", "--no-save")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 4 and all(len(line) < 120 for line in lines), r.stdout
+    assert "mlock (ns/page) median [min-max]" in lines[1] and " n " in lines[1]
+    assert lines[2].split()[:3] == ["anon-private", "1MiB", "2"] and lines[3].split()[1] == "2MiB"
 
 
 def test_invalid_size_is_one_clear_line_and_exit_2():
@@ -62,3 +75,15 @@ def test_simulated_kernel_no_era_covers_is_one_line_and_exit_2():
     r = mmlab("simulate", "oom-kill", "-p", "kernel", "2.6.31.1")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "parameter kernel" in lines[0] and "4.17" in lines[0]
+
+
+def test_csv_prints_every_row_for_machines():
+    import io
+
+    import pandas as pd
+
+    r = mmlab("simulate", "sigkill-during-mlock", "-p", "kernel", "2.6.31", "-p", "vma_bytes", "1GiB",
+              "-p", "populated_bytes", "256MiB", "--csv")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(io.StringIO(r.stdout))
+    assert len(df) == 1 and df["vma_bytes"].iloc[0] == 1 << 30 and df["kill_to_reap_s"].iloc[0] > 0

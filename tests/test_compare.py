@@ -86,3 +86,17 @@ def test_mmlab_compare_prints_the_table_and_json(two_runs):
     r = subprocess.run([sys.executable, "-m", "mmlab", "compare", str(a), str(b), "--json"], capture_output=True, text=True, timeout=120)
     doc = json.loads(r.stdout)
     assert [x["run_id"] for x in doc["runs"]] == ["A", "B"] and len(doc["comparison"]) == 2
+
+
+def test_the_printed_comparison_shows_sizes_as_sizes_and_no_empty_columns(isolated_store):
+    """Two experiments in two runs: each has its own table, its sizes read `1GiB` and `16MiB`, and no key
+    of the other experiment appears as a column of `nan`."""
+    thr = pd.DataFrame([{"experiment": "mlock-throughput", "method": "real", "mapping": "anon-private",
+                         "size_bytes": 16 * MiB, "mlock_ns_per_page": 300.0 + i, "munlock_ns_per_page": 50.0 + i,
+                         "repeat": i, "warmup": False} for i in range(4)])
+    a = store.save({"sigkill-during-mlock": _rows(0.01, 1), "mlock-throughput": thr}, {}, _env(), run_id="A")
+    b = store.save({"sigkill-during-mlock": _rows(0.03, 2), "mlock-throughput": thr}, {}, _env(kernel="5.10.0"), run_id="B")
+    rows, metas = compare.read([a, b])
+    text = compare.text_report(compare.comparison(rows, ["A", "B"]), compare.env_table(metas), {"A": "A", "B": "B"})
+    assert "1GiB" in text and "16MiB" in text
+    assert "nan" not in text.lower() and "1073741824" not in text and "16777216" not in text

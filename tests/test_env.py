@@ -42,3 +42,22 @@ def test_capture_carries_both():
     e = env.capture()
     assert e["damon"].startswith(("on: ", "off", "unavailable"))
     assert e["page_reporting"].startswith(("on (order ", "off", "unavailable"))
+
+
+def test_the_commit_is_read_in_a_git_worktree_too(tmp_path):
+    """In a worktree `.git` is a file pointing at the worktree's git folder; its branch ref lives in the
+    main repository's folder (commondir)."""
+    from mmlab.kernel import env
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    main = tmp_path / "main" / ".git"
+    (main / "refs" / "heads").mkdir(parents=True)
+    (main / "refs" / "heads" / "topic").write_text(sha + "\n")
+    wt_git = main / "worktrees" / "topic"
+    wt_git.mkdir(parents=True)
+    (wt_git / "HEAD").write_text("ref: refs/heads/topic\n")
+    (wt_git / "commondir").write_text("../..\n")
+    wt = tmp_path / "wt"
+    wt.mkdir()
+    (wt / ".git").write_text(f"gitdir: {wt_git}\n")
+    assert env.git_commit(wt) == sha[:12]

@@ -184,8 +184,8 @@ def test_an_exception_in_the_oom_experiment_removes_group_victim_and_bystanders(
 ], ids=["sigkill-during-mlock", "oom-kill"])
 def test_sigint_to_mmlab_experiment_leaves_nothing_behind(argv, tagged):
     """Ctrl-C (SIGINT) to `mmlab experiment` in the middle of a run exits with 130, and leaves no child,
-    no memory cgroup, nothing locked."""
-    before = mlocked_bytes()
+    no memory cgroup, nothing locked: its children, the only lockers, are gone (the subprocess takes the
+    machine lock itself, so system Mlocked may move with others' work meanwhile and is not compared)."""
     proc = subprocess.Popen([sys.executable, "-m", "mmlab", "experiment", *argv, "--no-save"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -203,7 +203,6 @@ def test_sigint_to_mmlab_experiment_leaves_nothing_behind(argv, tagged):
     assert rc == 130, proc.stderr.read()
     assert our_children(tagged) == []
     assert groups_of(proc.pid) == []
-    assert mlocked_back_to(before)
 
 
 @needs_root

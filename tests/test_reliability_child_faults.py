@@ -26,7 +26,6 @@ from tests.conftest_reliability import (
     cli_args,
     earlier_run,
     experiment_names,
-    mlocked,
     new_tag,
     one_line_error,
     start_mmlab,
@@ -101,7 +100,6 @@ def test_outside_fault_in_a_real_experiment_is_reported_and_leaves_nothing(name,
     tag = new_tag()
     monkeypatch.setenv(TAG_ENV, tag)
     snap = earlier_run(isolated_store)
-    before = mlocked()
     values = tiny(name, **{"repeats": 20, "timeout_s": 1, **SHORT.get(name, {})})
     inj = Injector(fault, random.Random(f"{SEED}-{name}-{fault}").uniform(0.0, 0.2))
     with ledger.fault():
@@ -122,7 +120,7 @@ def test_outside_fault_in_a_real_experiment_is_reported_and_leaves_nothing(name,
         assert inj.victim is not None, "the fault was never injected"
         assert_no_processes(tag)
         assert_no_cgroups(os.getpid())
-        assert_mlocked_back(before)
+        assert_mlocked_back(tag)
         snap.assert_nothing_half_written()
         ledger.runs(snap)
 
@@ -135,7 +133,6 @@ def test_child_exiting_early_in_a_real_experiment_is_reported(name, isolated_sto
     tag = new_tag()
     monkeypatch.setenv(TAG_ENV, tag)
     snap = earlier_run(isolated_store)
-    before = mlocked()
     with ledger.fault():
         try:
             result = experiments.run(name, tiny(name, **{"repeats": 2, "timeout_s": 5, **SHORT.get(name, {})}),
@@ -149,7 +146,7 @@ def test_child_exiting_early_in_a_real_experiment_is_reported(name, isolated_sto
         assert close_stdin_on_second_reply["closed"] is not None, "the fault was never injected"
         assert_no_processes(tag)
         assert_no_cgroups(os.getpid())
-        assert_mlocked_back(before)
+        assert_mlocked_back(tag)
         ledger.runs(snap)
 
 

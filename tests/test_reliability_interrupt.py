@@ -31,7 +31,6 @@ from tests.conftest_reliability import (
     cmdline,
     earlier_run,
     experiment_names,
-    mlocked,
     mmlab_cgroups,
     mmlab_env,
     new_tag,
@@ -59,7 +58,6 @@ def test_signal_to_mmlab_experiment_leaves_nothing_behind(name, sig, isolated_st
     """A signal at a random moment of a real experiment ends it cleanly: exit 128+sig with one message,
     no process or memory cgroup of it left, Mlocked back, earlier runs untouched, nothing half-written."""
     snap = earlier_run(isolated_store)
-    before = mlocked()
     tag = new_tag()
     delay = random.Random(f"{SEED}-{name}-{int(sig)}").uniform(0.0, 0.5)
     proc = start_mmlab(["experiment", name, *cli_args(tiny(name, repeats=50))], tag)
@@ -75,7 +73,7 @@ def test_signal_to_mmlab_experiment_leaves_nothing_behind(name, sig, isolated_st
             assert ("interrupted" if sig == signal.SIGINT else "terminated") in err.strip().splitlines()[-1]
             assert_no_processes(tag)
             assert_no_cgroups(proc.pid)
-            assert_mlocked_back(before)
+            assert_mlocked_back(tag)
             snap.assert_nothing_half_written()
             ledger.runs(snap)
     finally:
@@ -88,7 +86,6 @@ def test_signal_to_mmlab_run_leaves_nothing_behind(sig, isolated_store, tmp_path
     the report folder is marked `<id>.incomplete`; earlier runs and reports are untouched."""
     snap = earlier_run(isolated_store)
     reports = _reports_snapshot(tmp_path / "reports")
-    before = mlocked()
     tag = new_tag()
     delay = random.Random(f"{SEED}-run-{int(sig)}").uniform(0.0, 0.5)
     proc = start_mmlab(["run", "01", "-p", "sizes", "16MiB", "-p", "repeats", "60", "-p", "warmup", "0"], tag)
@@ -106,7 +103,7 @@ def test_signal_to_mmlab_run_leaves_nothing_behind(sig, isolated_store, tmp_path
             word = "interrupted" if sig == signal.SIGINT else "terminated"
             assert any(ln.startswith(f"mmlab: {word}") for ln in err.splitlines()), err
             assert_no_processes(tag, timeout_s=10)
-            assert_mlocked_back(before)
+            assert_mlocked_back(tag)
             new = reports.new_entries()
             assert all(p.name.endswith(".incomplete") for p in new), f"an interrupted report looks complete: {new}"
             reports.assert_intact()
@@ -130,7 +127,6 @@ def test_sigkill_of_the_notebook_kernel_while_a_child_locks_memory(name, isolate
     (PR_SET_PDEATHSIG), `mmlab run` reports the dead kernel, Mlocked comes back, and the kernel's memory
     cgroups (if any) are removed by the janitor at the next real experiment, which names them."""
     snap = earlier_run(isolated_store)
-    before = mlocked()
     tag = new_tag()
     nb = tmp_path / "90-kill.ipynb"
     _experiment_notebook(nb, name, tiny(name, repeats=60))
@@ -155,7 +151,7 @@ def test_sigkill_of_the_notebook_kernel_while_a_child_locks_memory(name, isolate
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 1 and ("DeadKernelError" in err or "Kernel died" in err), err
             assert_no_processes(tag, timeout_s=10)
-            assert_mlocked_back(before)
+            assert_mlocked_back(tag)
             left = mmlab_cgroups(kernel)
             janitor = subprocess.run([PYTHON, "-m", "mmlab", "experiment", "mlock-throughput", "-p", "sizes", "1MiB",
                                       "-p", "warmup", "0", "--repeats", "1", "--no-save", "--json"],
@@ -189,7 +185,6 @@ def test_janitor_removes_the_cgroup_of_a_sigkilled_parent_at_next_start(isolated
     """SIGKILL of a parent whose child sits in an mmlab memory cgroup with 16 MiB mlocked: the child dies
     with it and its memory is unlocked, the (now empty) group stays, and the next `mmlab experiment`
     removes it at start and names it on stderr."""
-    before = mlocked()
     tag = new_tag()
     proc = subprocess.Popen([PYTHON, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=mmlab_env(tag), cwd=str(ROOT))
@@ -200,7 +195,7 @@ def test_janitor_removes_the_cgroup_of_a_sigkilled_parent_at_next_start(isolated
             proc.kill()
             proc.wait(10)
             assert_no_processes(tag)
-            assert_mlocked_back(before)
+            assert_mlocked_back(tag)
             assert [str(g) for g in mmlab_cgroups(proc.pid)] == [group], "the dead parent's group should be left"
             r = subprocess.run([PYTHON, "-m", "mmlab", "experiment", "mlock-throughput", "-p", "sizes", "1MiB",
                                 "-p", "warmup", "0", "--repeats", "1", "--no-save", "--json"],

@@ -166,16 +166,20 @@ def test_nobody_has_no_cap_ipc_lock_and_the_default_memlock_limit(nobody):
     assert env["memory_cgroup"] is False and env["memory_cgroup_detail"]
 
 
-def test_nobody_locks_at_the_allowed_size_and_drops_the_rest(nobody, tmp_path):
-    """mlock-throughput as nobody with 1 MiB and 64 MiB asked: the 1 MiB points run and lock exactly
-    1 MiB (VmLck of the child), the 64 MiB point (above RLIMIT_MEMLOCK) is dropped, and no mlock fails."""
+def test_nobody_divides_sizes_into_the_memlock_limit_and_locks_them(nobody, tmp_path):
+    """mlock-throughput as nobody with 1 MiB and 64 MiB asked: 64 MiB is above RLIMIT_MEMLOCK (8 MiB), so
+    both sizes are divided by 8 (128 KiB and 8 MiB, still 64x apart); each child locks exactly its size
+    (its own VmLck), the rows say so, and no mlock fails."""
     trace = tmp_path / "strace.log"
     r = nobody.mmlab("experiment", "mlock-throughput", "-p", "sizes", "1MiB,64MiB", "-p", "repeats", "2",
-                     "-p", "warmup", "0", "--json", trace=trace)
+                     "-p", "warmup", "0", "-p", "mappings", "anon-private,anon-onfault", "-p", "settle_s", "0",
+                     "--json", trace=trace)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert {row["size_bytes"] for row in rows} == {1 << 20} and len(rows) == 2
-    assert all(row["vmlck_locked_bytes"] == 1 << 20 for row in rows)
+    assert sorted({row["size_bytes"] for row in rows}) == [128 << 10, 8 << 20] and len(rows) == 8
+    assert all(row["vmlck_locked_bytes"] == row["size_bytes"] for row in rows)
+    assert all(row["size_divisor"] == 8 and row["memlock_limit_bytes"] == RLIMIT_MEMLOCK_BYTES for row in rows)
+    assert "divided by 8" in r.stderr
     assert _root_attempts(trace) == []
 
 
@@ -232,3 +236,19 @@ def test_nobody_is_refused_while_root_holds_the_machine_lock(nobody, monkeypatch
                          MMLAB_LOCK_FILE=str(lock))
     assert r.returncode == 75, r.stderr
     assert f"pid {os.getpid()}" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("name", ["mlock-throughput", "sigkill-during-mlock", "munlock-partial", "prepatch-replay"])
+def test_default_sizes_are_divided_into_the_limit_and_measured_as_nobody(name, nobody):
+    """At its default sizes (up to a 64 GiB VMA), each experiment that needs no memory cgroup measures real
+    rows as nobody: every size divided by one power of two into RLIMIT_MEMLOCK, no child's lock above it."""
+    quick = {"repeats": "1", "warmup": "0"}
+    if name in ("mlock-throughput", "prepatch-replay"):
+        quick["settle_s"] = "0"
+    r = nobody.mmlab("experiment", name, *cli_args(quick), "--json", "--no-save")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert rows and all(row["size_divisor"] > 1 and row["memlock_limit_bytes"] == RLIMIT_MEMLOCK_BYTES for row in rows)
+    size = "size_bytes" if name == "mlock-throughput" else "vma_bytes"
+    assert max(row[size] for row in rows) <= RLIMIT_MEMLOCK_BYTES
+    assert "SizesScaled" in r.stderr and "Traceback" not in r.stderr

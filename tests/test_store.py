@@ -76,3 +76,48 @@ def test_run_id_is_utc_time_and_host_tag():
 
     rid = store.new_run_id(datetime(2026, 11, 26, 7, 8, 9, 123000, tzinfo=UTC), "myhost")
     assert rid == f"20261126T070809.123Z-{store.host_tag('myhost')}"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 12 KiB tmpfs: too small for one run's Parquet files (needs root to mount)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_keeps_the_rows_elsewhere_and_leaves_nothing_half_written(full_disk):
+    """On a full disk the error is one line naming the folder and ENOSPC; the rows are readable where it
+    says; the full folder holds no run, complete-looking or hidden."""
+    import shutil
+    from pathlib import Path
+
+    big = pd.DataFrame({"experiment": "demo", "method": "real", "x": range(20000), "y": [float(i) for i in range(20000)]})
+    with pytest.raises(store.StoreError) as e:
+        store.save({"demo": big}, {}, ENV, runs_dir=full_disk)
+    line = str(e.value)
+    assert "\n" not in line and str(full_disk) in line and "No space left on device" in line
+    where = Path(line.rsplit("rows saved in ", 1)[1])
+    try:
+        assert len(pd.read_parquet(where / "demo.parquet")) == 20000
+        assert json.loads((where / "run.json").read_text())["experiments"] == ["demo"]
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert list(full_disk.iterdir()) == []
+
+
+def test_a_runs_folder_that_cannot_exist_is_one_line_and_the_rows_are_kept(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    import shutil
+
+    with pytest.raises(store.StoreError, match=r"cannot write the run to .*not-a-folder/runs: .*; rows saved in ") as e:
+        store.save({"demo": rows()}, {}, ENV, runs_dir=blocker / "runs")
+    shutil.rmtree(str(e.value).rsplit("rows saved in ", 1)[1])

@@ -70,3 +70,23 @@ def test_sizes_above_rlimit_memlock_are_dropped_with_a_warning_naming_them():
     b = Budget(guard_bytes=1 << 30, rlimit_bytes=8 << 20, lock_share=0.25, mem_available_bytes=4 << 30)
     with pytest.warns(SizesDropped, match="16MiB not run"):
         assert b.check("sizes", (1 << 20, 16 << 20)) == (1 << 20,)
+
+
+def test_sizes_above_rlimit_memlock_are_divided_to_fit_keeping_their_ratios():
+    """Without CAP_IPC_LOCK, mlock charges the whole VMA against RLIMIT_MEMLOCK: every size is divided by one
+    power of two until the largest locked one fits 8 MiB, so a 64 GiB and a 1 GiB VMA stay 64x apart."""
+    from mmlab.kernel.safety import SizesScaled, fit
+
+    with pytest.warns(SizesScaled, match="divided by 8192"):
+        f = fit(8 << 20, {"vma_bytes": (1 << 30, 64 << 30), "populated_bytes": (64 << 20, 256 << 20)})
+    assert f.values["vma_bytes"] == (128 << 10, 8 << 20)
+    assert f.values["populated_bytes"] == (8 << 10, 32 << 10)
+    assert f.columns() == {"size_divisor": 8192, "memlock_limit_bytes": 8 << 20}
+
+
+def test_sizes_within_rlimit_memlock_or_with_cap_ipc_lock_run_as_asked():
+    from mmlab.kernel.safety import fit
+
+    assert fit(8 << 20, {"sizes": (1 << 20, 8 << 20)}).divisor == 1
+    f = fit(None, {"sizes": (256 << 20,)})
+    assert f.values["sizes"] == (256 << 20,) and f.columns() == {"size_divisor": 1, "memlock_limit_bytes": None}

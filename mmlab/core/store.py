@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmlab.core import paths
+from mmlab.core.errors import MmlabError
 
 RUN_JSON = "run.json"
 
@@ -44,29 +45,62 @@ def _json_default(o):
     return str(o)
 
 
+class StoreError(MmlabError):
+    """A run could not be written (disk full, read-only or missing folder); `str()` is one line naming the
+    folder and the error, and where the rows were saved instead, or that they were not kept. Exit code 1."""
+
+
+def _write(tmp: Path, results: Mapping[str, pd.DataFrame], meta: Mapping[str, object]) -> None:
+    """The run's files in `tmp`, synced; folder 0755 and files 0644 whatever the umask."""
+    for name, df in results.items():
+        df.to_parquet(tmp / f"{name}.parquet", index=False)
+    with open(tmp / RUN_JSON, "w") as f:
+        json.dump(meta, f, indent=1, default=_json_default)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o755)
+    for item in tmp.iterdir():
+        os.chmod(item, 0o644)
+
+
+def _why(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or " ".join(str(e).split()) or type(e).__name__
+
+
+def _save_elsewhere(results: Mapping[str, pd.DataFrame], meta: Mapping[str, object], run_id: str) -> Path | None:
+    """The rows of a run that could not be written where asked, in a private folder under the system's
+    temporary folder; None if that fails too (nothing is left behind)."""
+    import tempfile
+
+    try:
+        base = Path(tempfile.mkdtemp(prefix=f"mmlab-unsaved-{run_id}-"))
+    except OSError:
+        return None
+    try:
+        _write(base, results, meta)
+        return base
+    except (OSError, ValueError):
+        shutil.rmtree(base, ignore_errors=True)
+        return None
+
+
 def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: Mapping[str, object],
          runs_dir: Path | None = None, run_id: str | None = None, extra: Mapping[str, object] | None = None) -> Path:
-    """Write one run atomically and return its folder; an existing run is never replaced."""
+    """Write one run atomically and return its folder; an existing run is never replaced.
+
+    If the folder cannot be written (full disk, read-only, permissions), nothing half-written is left
+    there and StoreError says where the rows went instead (a temporary folder) or that they were not kept."""
     runs_dir = Path(runs_dir or paths.runs_dir())
-    if not runs_dir.is_dir():  # a runs folder mmlab makes is 0755 whatever the umask
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(runs_dir, 0o755)
     run_id = run_id or new_run_id()
+    meta = {"run_id": run_id, "created_utc": datetime.now(UTC).isoformat(),
+            "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
-    tmp.mkdir(mode=0o755)
     try:
-        for name, df in results.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
-        meta = {"run_id": run_id, "created_utc": datetime.now(UTC).isoformat(),
-                "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
-        with open(tmp / RUN_JSON, "w") as f:
-            json.dump(meta, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        # safe permissions whatever the umask: folder 0755, files 0644 (readable, never writable by others)
-        os.chmod(tmp, 0o755)
-        for item in tmp.iterdir():
-            os.chmod(item, 0o644)
+        if not runs_dir.is_dir():  # a runs folder mmlab makes is 0755 whatever the umask
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(runs_dir, 0o755)
+        tmp.mkdir(mode=0o755)
+        _write(tmp, results, meta)
         final, n = runs_dir / run_id, 1
         while True:
             if not final.exists():
@@ -74,7 +108,8 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
                     os.rename(tmp, final)  # atomic; a non-empty target makes it fail rather than replace
                     break
                 except OSError:
-                    pass
+                    if not tmp.is_dir():
+                        raise
             n += 1
             final = runs_dir / f"{run_id}-{n}"
         meta["run_id"] = final.name
@@ -86,6 +121,11 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
             os.chmod(part, 0o644)
             os.replace(part, final / RUN_JSON)
         return final
+    except OSError as e:  # full disk, read-only folder, no permission: nothing half-written stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = _save_elsewhere(results, meta, run_id)
+        kept = f"rows saved in {where}" if where else "the rows were not kept"
+        raise StoreError(f"cannot write the run to {runs_dir}: {_why(e)}; {kept}") from None
     except BaseException:
         if tmp.exists():
             incomplete = runs_dir / f"{run_id}.incomplete"
@@ -133,11 +173,15 @@ def read_run(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
 
 
 def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
-         runs_dir: Path | None = None, with_env: bool = True) -> pd.DataFrame:
+         runs_dir: Path | None = None, with_env: bool = True, reference: bool = False) -> pd.DataFrame:
     """All stored runs (or the chosen run ids / folders) as one tidy DataFrame, environment joined.
 
+    `reference=True` reads the reference dataset shipped with mmlab instead: real runs at full sizes on
+    the reference machine (its environment in the env.* columns), to explore without running anything.
     Corrupt or partial run folders are skipped with a warning naming them. Parts of an experiment that a
     run skipped are in `.attrs["skipped_parts"]`: {run_id: {experiment: {part: reason}}}."""
+    if reference:
+        runs_dir = paths.REFERENCE_RUNS_DIR
     if isinstance(runs, str):
         runs = [runs]
     if runs is None:

@@ -52,7 +52,7 @@ class Experiment:
             soft, _ = safety.memlock_rlimit()
             if soft < (1 << 20):
                 return False, f"no CAP_IPC_LOCK and RLIMIT_MEMLOCK is only {soft} bytes"
-            reasons.append(f"no CAP_IPC_LOCK: sizes capped at RLIMIT_MEMLOCK = {soft} bytes")
+            reasons.append(f"no CAP_IPC_LOCK: sizes divided to fit RLIMIT_MEMLOCK = {soft} bytes")
         if self.needs_cgroup or self.cgroup_optional:
             ok, why = cgroup.availability()
             if not ok and self.needs_cgroup:

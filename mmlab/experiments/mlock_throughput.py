@@ -27,7 +27,7 @@ MAPPINGS = ("anon-private", "file-shared", "anon-onfault")
 @dataclass(frozen=True)
 class MlockThroughputParams(RealParams):
     sizes: tuple = p.sizes(["16MiB", "64MiB", "256MiB"], "region sizes to lock", lo=PAGE_BYTES, hi=1 << 40)
-    mappings: tuple = p.choices(["anon-private"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
+    mappings: tuple = p.choices(["anon-private", "anon-onfault"], MAPPINGS, "kinds of mapping: anon-private, file-shared, anon-onfault (mlock2 MLOCK_ONFAULT)")
     settle_s: float = settle_s_field()
 
 
@@ -93,7 +93,9 @@ def run(params: MlockThroughputParams, progress: bool = True):
 
     from mmlab.kernel.safety import budget
 
-    sizes = budget(params.lock_share).check("sizes", params.sizes)
+    b = budget(params.lock_share)
+    fitted = b.fit({"sizes": params.sizes})
+    sizes = b.check("sizes", fitted.values["sizes"])
     points = [(s, m) for s in sizes for m in params.mappings]
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), "mlock-throughput", progress) as bar:
@@ -109,6 +111,7 @@ def run(params: MlockThroughputParams, progress: bool = True):
                     "mlock_ns_per_page": m["mlock_ns"] / pages, "munlock_ns_per_page": m["munlock_ns"] / pages,
                     "munmap_ns_per_page": m["munmap_ns"] / pages,
                     **{k: v for k, v in m.items() if k not in ("mlock_ns", "munlock_ns", "munmap_ns")},
+                    **fitted.columns(),
                 })
                 bar.update()
     return pd.DataFrame(rows)

@@ -38,6 +38,7 @@ CGROUP_SLACK_BYTES = 4 << 20  # charged to the group by the Python child itself 
 
 @dataclass(frozen=True)
 class MunlockPartialParams(RealParams):
+    repeats: int = p.integer(7, "measured repetitions per point (an untouched range takes microseconds: single interrupts matter)", 1, 100)
     vma_bytes: tuple = p.sizes(["64MiB", "512MiB"], "sizes of the VM_LOCKED VMA", hi=1 << 44)
     populated_fractions: tuple = p.reals([0.0, 0.1, 0.5, 1.0], "fractions of the VMA populated before munlock()", 0.0, 1.0)
     variants: tuple = p.choices(list(VARIANTS), VARIANTS,
@@ -137,6 +138,9 @@ def run(params: MunlockPartialParams, progress: bool = True):
     from mmlab.kernel.safety import budget
 
     b = budget(params.lock_share)
+    # mlock2(MLOCK_ONFAULT) and mlock() charge the whole VMA against RLIMIT_MEMLOCK (without CAP_IPC_LOCK)
+    fitted = b.fit({"vma_bytes": params.vma_bytes})
+    vmas = fitted.values["vma_bytes"]
     skipped: dict[str, str] = {}
     variants = list(params.variants)
     if "cgroup-limit" in variants:
@@ -150,13 +154,13 @@ def run(params: MunlockPartialParams, progress: bool = True):
             variants.remove("cgroup-limit")
     # what gets locked is the populated part (onfault) or the group's limit (cgroup-limit): the guard checks both
     b.check("populated_fractions x vma_bytes",
-            tuple(max(PAGE_BYTES, int(v * f)) for v in params.vma_bytes for f in params.populated_fractions))
+            tuple(max(PAGE_BYTES, int(v * f)) for v in vmas for f in params.populated_fractions))
     points = []
     for variant in variants:
         for f in params.populated_fractions:
             if variant == "cgroup-limit" and not 0 < f < 1:
                 continue  # a limit at 0 or above the VMA does not stop mlock part-way
-            for v in params.vma_bytes:
+            for v in vmas:
                 points.append((variant, v, f))
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
@@ -173,7 +177,8 @@ def run(params: MunlockPartialParams, progress: bool = True):
                              "populated_pages": pop_pages, "populated_fraction": pop_pages / pages,
                              "munlock_s": ns / 1e9, "munlock_ns_per_page": ns / pages,
                              "munlock_ns_per_vma_page": ns / pages,
-                             "munlock_ns_per_populated_page": ns / pop_pages if pop_pages else float("nan")})
+                             "munlock_ns_per_populated_page": ns / pop_pages if pop_pages else float("nan"),
+                             **fitted.columns()})
                 bar.update()
     df = pd.DataFrame(rows)
     df.attrs["skipped"] = skipped

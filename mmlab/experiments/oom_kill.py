@@ -15,12 +15,13 @@ Runs only inside a memory cgroup; without one the experiment is skipped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import zlib
 from dataclasses import dataclass
 
 from mmlab.core import params as p
-from mmlab.core.units import format_bytes
+from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, hierarchy, map_anon, term_signal, wait_any_exit
@@ -190,7 +191,16 @@ def run(params: OomParams, progress: bool = True):
     if h is None:
         raise Skipped(f"{NAME} runs only inside a memory cgroup, and none can be made here: {why}")
     # the group's limit bounds what can be locked; it must itself be within the guard
-    budget(params.lock_share).check("limit_bytes", params.limit_bytes)
+    b = budget(params.lock_share)
+    b.check("limit_bytes", params.limit_bytes)
+    if b.rlimit_bytes is not None and params.lock_bytes > b.rlimit_bytes:
+        # Without CAP_IPC_LOCK an mlock() above RLIMIT_MEMLOCK fails with ENOMEM before it charges the group;
+        # the victim still outgrows the group with an mlock() of the limit itself, if that is above the limit.
+        if b.rlimit_bytes <= params.limit_bytes:
+            raise Skipped(f"{NAME}: without CAP_IPC_LOCK mlock is capped at RLIMIT_MEMLOCK = "
+                          f"{format_bytes(b.rlimit_bytes)}, not above limit_bytes {format_bytes(params.limit_bytes)}: "
+                          "the victim's mlock would fail with ENOMEM instead of meeting the group's limit")
+        params = dataclasses.replace(params, lock_bytes=b.rlimit_bytes // PAGE_BYTES * PAGE_BYTES)
     rows = []
     with progress_bar(params.warmup + params.repeats, NAME, progress) as bar:
         for rep, warm in repetitions(params):

@@ -31,6 +31,7 @@ CGROUP_SLACK_BYTES = 64 << 20  # the group's limit above the kill target: room f
 
 @dataclass(frozen=True)
 class SigkillParams(RealParams):
+    repeats: int = p.integer(7, "measured repetitions per point (a 64 MiB kill's exit swings 6-10 ms between repeats)", 1, 100)
     vma_bytes: tuple = p.sizes(["1GiB", "64GiB"], "sizes of the mlocked VMA (MAP_NORESERVE; may exceed RAM)", hi=1 << 44)
     populated_bytes: tuple = p.sizes(["64MiB", "256MiB"], "kill when mlock has populated this much (RSS growth)", lo=PAGE_BYTES)
     kill_after_s: float = p.seconds(30.0, "kill anyway this long after mlock() starts (a backstop)", 0.0, 600.0)
@@ -112,9 +113,12 @@ def run(params: SigkillParams, progress: bool = True):
 
     # What actually gets locked is what is populated before the kill: that is what the guard checks.
     # A VMA beyond RAM is safe because the kill target is below the guard (and the group's limit).
-    targets = budget(params.lock_share).check("populated_bytes", params.populated_bytes)
+    # Without CAP_IPC_LOCK mlock charges the whole VMA against RLIMIT_MEMLOCK: both sizes are divided.
+    b = budget(params.lock_share)
+    fitted = b.fit({"vma_bytes": params.vma_bytes, "populated_bytes": params.populated_bytes})
+    targets = b.check("populated_bytes", fitted.values["populated_bytes"])
     h, why = hierarchy() if params.use_cgroup else (None, "use_cgroup is false")
-    points = [(v, t) for t in targets for v in params.vma_bytes]
+    points = [(v, t) for t in targets for v in fitted.values["vma_bytes"]]
     rows = []
     with progress_bar(len(points) * (params.warmup + params.repeats), NAME, progress) as bar:
         for rep, warm in repetitions(params):
@@ -126,7 +130,7 @@ def run(params: SigkillParams, progress: bool = True):
                              "vma_pages": vma // PAGE_BYTES, **m,
                              "populated_pages": m["populated_bytes"] // PAGE_BYTES,
                              "overshoot_bytes": m["populated_bytes"] - target,
-                             "cgroup_reason": why})
+                             "cgroup_reason": why, **fitted.columns()})
                 bar.update()
     df = pd.DataFrame(rows)
     if len(df):

@@ -67,14 +67,18 @@ def page_reporting(params: Path = procfs.PAGE_REPORTING_DIR) -> str:
 
 
 def git_commit(root: Path = paths.PROJECT_DIR) -> str | None:
-    """The checked-out commit, read from .git without running git."""
+    """The checked-out commit, read from .git without running git. In a worktree `.git` is a file naming
+    the worktree's git folder (`gitdir: ...`), whose `commondir` holds the shared refs."""
     git = root / ".git"
+    if git.is_file() and _read(git).startswith("gitdir: "):
+        git = (root / _read(git)[8:]).resolve()
+    common = (git / _read(git / "commondir")).resolve() if _read(git / "commondir") else git
     head = _read(git / "HEAD")
     if head.startswith("ref: "):
         ref = head[5:]
-        sha = _read(git / ref)
+        sha = _read(git / ref) or _read(common / ref)
         if not sha:
-            for line in _read(git / "packed-refs").splitlines():
+            for line in _read(common / "packed-refs").splitlines():
                 if line.endswith(" " + ref):
                     sha = line.split()[0]
         return sha[:12] or None

@@ -8,7 +8,7 @@ import pandas as pd
 from mmlab.core.params import ParamError, Params, choice, integer, real, reals, size, sizes, text
 from mmlab.core.units import PAGE_BYTES
 from mmlab.sim import SCENARIOS
-from mmlab.sim.eras import RELEASED, era_for
+from mmlab.sim.eras import era_for
 from mmlab.sim.oom import OomParams, timeline
 from mmlab.sim.profile import NAMED
 
@@ -23,15 +23,20 @@ def _kernels(value: str) -> tuple[str, ...]:
 
 
 def _check_profile(name: str) -> None:
+    """A ParamError unless the profile can be loaded here (`host` needs `mmlab calibrate` first)."""
     if name not in NAMED and not name.endswith(".json"):
         raise ParamError("profile", name, "reference | desktop-2009 | host | a profile .json path", "is not a known profile")
+    from .profile import by_name
+
+    by_name(name)
 
 
 @dataclasses.dataclass(frozen=True)
 class BeforeAfterParams(Params):
     """Parameters of notebook 06."""
 
-    kernels: str = text(",".join(e.name for e in RELEASED), "kernel versions or era names, comma-separated")
+    kernels: str = text("2.6.31,2.6.32,3.12,4.6,4.9,4.19,6.18",
+                        "kernel versions or era names, comma-separated; each picks the newest era at or below it")
     profile: str = text("reference", "machine profile")
     vma_sizes: tuple = sizes(["256MiB", "1GiB", "4GiB", "16GiB", "64GiB", "256GiB"], "VMA sizes of the size sweep")
     populated_bytes: int = size("256MiB", "populated at SIGKILL in the size sweep")

@@ -47,6 +47,15 @@ class CompareParams(p.Params):
 
     runs: str = p.text("", "run ids, run folders or folders of runs, comma-separated; empty: every stored run")
     only_differences: bool = p.flag(True, "environment table: only the facts that differ between runs (the kernel always)")
+    reference: bool = p.flag(False, "this machine (the runs named, else its newest run of each experiment) beside the "
+                                    "reference machine's shipped runs")
+
+    def read(self) -> tuple[pd.DataFrame, list[dict]]:
+        """The rows and metadata to compare: the runs named (or every stored run), or with `reference`
+        two groups, the reference machine (the base) and this machine."""
+        if self.reference:
+            return against_reference([r.strip() for r in self.runs.split(",") if r.strip()])
+        return read(self.dirs())
 
     def dirs(self) -> list[Path]:
         """The run folders named (or every stored run)."""
@@ -167,16 +176,88 @@ def text_report(table: pd.DataFrame, envs: pd.DataFrame, labels: Mapping[str, st
         if table.empty:
             out.append("No metric is present in these runs.")
             return "\n".join(out)
-        out.append("Medians, change against the first run, '*' where the 95% interval of the ratio excludes 1:")
-        out.append(wide(table, list(labels)).to_string())
-    return "\n".join(out)
+        out.append("Medians, change against the first run, '*' where the 95% interval of the ratio excludes 1"
+                   " ('no base': the first run lacks the point):")
+        experiment = table["metric"].str.split(".", n=1).str[0]
+        for _, part in table.groupby(experiment, sort=False):
+            part = part.drop(columns=[k for k in KEYS if k in part and part[k].isna().all()])  # another experiment's keys
+            out.append(readable(wide(part, list(labels))).to_string())
+            out.append("")
+    return "\n".join(out).rstrip()
 
 
-def main(runs: Sequence[str], as_json: bool = False, out=None) -> int:
-    """Print the comparison (text, or JSON with `runs`, `environment`, `comparison`)."""
+def readable(w: pd.DataFrame) -> pd.DataFrame:
+    """A wide table for people: sizes as sizes (`256MiB`, not 268435456.0), shares as percentages, no
+    `nan` for a key a row does not have, and a missing base said in words."""
+    from mmlab.core.units import format_bytes
+
+    if w.empty:
+        return w
+
+    def key(name: str, v: object) -> object:
+        if isinstance(v, float) and not np.isfinite(v):
+            return ""
+        if name and name.endswith("_bytes"):
+            return format_bytes(float(v))
+        if name == "populated_pct":
+            return f"{float(v):g}%"
+        return v
+
+    idx = w.index.to_frame(index=False)
+    for col in idx.columns:
+        idx[col] = [key(col, v) for v in idx[col]]
+    idx.columns = [c.removesuffix("_bytes") if isinstance(c, str) else c for c in idx.columns]
+    out = w.copy()
+    out.index = pd.MultiIndex.from_frame(idx)
+    return out.map(lambda c: c.replace("    nan", " no base").replace("nan-nan", "-") if isinstance(c, str) else c)
+
+
+REFERENCE = "reference machine"
+THIS = "this machine"
+
+
+def newest_per_experiment(dirs: Sequence[Path], experiments: Iterable[str]) -> list[Path]:
+    """The newest run of each of `experiments` among `dirs` (oldest first, as store.run_dirs gives them)."""
+    wanted, out = set(experiments), []
+    for d in reversed(list(dirs)):
+        try:
+            have = set(json.loads((d / store.RUN_JSON).read_text()).get("experiments", []))
+        except (OSError, ValueError):
+            continue
+        if have & wanted:
+            out.append(d)
+            wanted -= have
+    return out[::-1]
+
+
+def against_reference(runs: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows and metadata with two groups: the reference dataset (`reference machine`, the base) and this
+    machine's runs (those named, else the newest stored run of each experiment the reference has)."""
+    ref_dirs = store.run_dirs(paths.REFERENCE_RUNS_DIR)
+    if not ref_dirs:
+        raise ParamError("--reference", str(paths.REFERENCE_RUNS_DIR), "a folder holding the reference runs",
+                         "holds no reference runs")
+    ref_rows, ref_metas = read(ref_dirs)
+    mine = resolve(runs) if runs else newest_per_experiment(store.run_dirs(), set(ref_rows["experiment"]))
+    if not mine:
+        raise ParamError("runs", "", f"run ids, or real runs stored under {paths.runs_dir()}",
+                         "none of this machine's runs is stored")
+    my_rows, my_metas = read(mine)
+    rows = pd.concat([ref_rows.assign(run_id=REFERENCE), my_rows.assign(run_id=THIS)], ignore_index=True, sort=False)
+    metas = [{**ref_metas[-1], "run_id": REFERENCE}, {**my_metas[-1], "run_id": THIS}]
+    return rows, metas
+
+
+def main(runs: Sequence[str], as_json: bool = False, out=None, reference: bool = False) -> int:
+    """Print the comparison (text, or JSON with `runs`, `environment`, `comparison`); with `reference`,
+    this machine's runs against the reference dataset."""
     out = out or sys.stdout
-    dirs = resolve(runs)
-    rows, metas = read(dirs)
+    if reference:
+        rows, metas = against_reference(runs)
+    else:
+        if not runs:
+            raise ParamError("runs", "", "one or more run ids or folders, or --reference", "is empty")
+        rows, metas = read(resolve(runs))
     order = [m["run_id"] for m in metas]
     table = comparison(rows, order)
     envs = env_table(metas)

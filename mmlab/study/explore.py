@@ -1,9 +1,11 @@
 """Interactive explorers (ipywidgets) for the notebooks: the simulator live, stored real data as filters.
 
-Each explorer first draws its default figure as an ordinary output, then shows the controls with an
-empty output area that a moved knob fills. So the static HTML (where no kernel runs the widgets, and
-the runner's template replaces the widget with a note) still shows a sensible figure, and a live
-notebook does not show the default twice.
+Each explorer draws its default figure as an ordinary output (so the static HTML, where no kernel runs the
+widgets and the runner's template replaces the controls with a note, shows a sensible figure), then shows
+the controls. A moved control redraws that same output in place (a display id), so a live notebook shows
+one figure, never the default and a redrawn copy. A choice that cannot run here (a profile not calibrated,
+a scenario the model refuses) puts one line where the figure was, never a traceback. Controls offer only
+what can run on this machine, label themselves in full, and show sizes as sizes.
 """
 from __future__ import annotations
 
@@ -18,38 +20,60 @@ from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.sim.eras import RELEASED
 
 KERNELS = tuple(e.name for e in RELEASED)
+_STYLE = {"description_width": "initial"}  # labels in full, not cut to ipywidgets' default 90 px
 
 
-def _show(fig) -> None:
-    from IPython.display import display
+def profiles() -> list[str]:
+    """Machine profiles that can price a simulation here: `host` only once `mmlab calibrate` saved one."""
+    from mmlab.sim.profile import NAMED, by_name
+
+    out = []
+    for name in NAMED:
+        try:
+            by_name(name)
+        except Exception:  # not available here: not offered
+            continue
+        out.append(name)
+    return out
+
+
+def _figure_or_line(draw: Callable[..., object], values: Mapping[str, object]):
+    """draw(**values), or one Markdown line saying why this choice cannot be drawn here."""
+    from IPython.display import Markdown
+
+    from mmlab.core.params import ParamError
 
     plt = pyplot()
-    display(fig)
+    try:
+        fig = draw(**values)
+    except (ParamError, ValueError, KeyError) as e:
+        plt.close("all")
+        return Markdown(f"*Cannot draw this choice here: {' '.join(str(e).split())}*")
     plt.close(fig)
+    return fig
 
 
 def explorer(draw: Callable[..., object], controls: Mapping[str, object], defaults: Mapping[str, object],
              note: str = "", draw_default: bool = True) -> object:
-    """Draw `draw(**defaults)` now (the static figure; skipped when the notebook drew it already), then
-    return a box of `controls` whose changes redraw below it. `controls` maps draw()'s keyword names to
-    ipywidgets."""
+    """Draw `draw(**defaults)` now (the static figure), then return a box of `controls` whose changes
+    redraw that figure in place. `controls` maps draw()'s keyword names to ipywidgets. With
+    `draw_default=False` (the notebook drew the default itself) a moved control draws in one place below."""
     import ipywidgets as w
     from IPython.display import Markdown, display
 
-    if draw_default:
-        _show(draw(**defaults))
+    handle = display(_figure_or_line(draw, defaults) if draw_default else Markdown(""), display_id=True)
     if note:
         display(Markdown(note))
-    out = w.Output()
 
     def redraw(_change=None):
-        with out:
-            out.clear_output(wait=True)
-            _show(draw(**{k: c.value for k, c in controls.items()}))
+        handle.update(_figure_or_line(draw, {k: c.value for k, c in controls.items()}))
 
     for c in controls.values():
+        c.style = _STYLE
+        if isinstance(c, (w.IntSlider, w.SelectionSlider)):
+            c.layout.width = "340px"  # a full label leaves the track room
         c.observe(redraw, names="value")
-    box = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:]), out])
+    box = w.VBox([w.HBox(list(controls.values())[:3]), w.HBox(list(controls.values())[3:])])
     display(box)
     return box
 
@@ -118,10 +142,12 @@ def sigkill_explorer(profile: str = "reference", vma_mib: int = 1024, populated_
     import ipywidgets as w
 
     controls = {
-        "vma_mib": w.SelectionSlider(options=[2 ** k for k in range(6, 17)], value=vma_mib, description="VMA (MiB)"),
-        "populated_pct": w.IntSlider(value=populated_pct, min=0, max=100, step=5, description="populated %"),
+        "vma_mib": w.SelectionSlider(options=[(format_bytes(2 ** k << 20), 2 ** k) for k in range(6, 17)], value=vma_mib,
+                                     description="VMA size"),
+        "populated_pct": w.IntSlider(value=populated_pct, min=0, max=100, step=5, description="populated when killed (%)"),
         "kernel": w.Dropdown(options=KERNELS, value=kernel, description="kernel era"),
-        "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
+        "profile": w.Dropdown(options=profiles(), value=profile if profile in profiles() else "reference",
+                              description="machine profile"),
     }
     return explorer(draw_sigkill, controls, dict(vma_mib=vma_mib, populated_pct=populated_pct, kernel=kernel, profile=profile),
                     note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
@@ -145,14 +171,17 @@ def era_explorer(kernels: Sequence[str], profile: str = "reference", vma_gib: fl
                                          f"{populated_fraction:.0%} populated at SIGKILL")
 
     controls = {
-        "vma_gib": w.FloatLogSlider(value=vma_gib, base=2, min=-4, max=10, step=1, description="VMA (GiB)"),
-        "populated_fraction": w.FloatSlider(value=populated_fraction, min=0, max=1, step=0.05, description="populated"),
+        "vma_gib": w.SelectionSlider(options=[(format_bytes(2.0 ** k * (1 << 30)), 2.0 ** k) for k in range(-4, 11)],
+                                     value=min((2.0 ** k for k in range(-4, 11)), key=lambda g: abs(g - vma_gib)),
+                                     description="VMA size"),
+        "populated_fraction": w.FloatSlider(value=populated_fraction, min=0, max=1, step=0.05,
+                                            description="populated when killed (share)"),
         "writable": w.Checkbox(value=writable, description="writable"),
         "mapping": w.Dropdown(options=["anon-private", "file-private", "file-shared"], value=mapping, description="mapping"),
     }
     return explorer(draw, controls, dict(vma_gib=vma_gib, populated_fraction=populated_fraction, writable=writable,
                                          mapping=mapping),
-                    note="*Default view above. With a live kernel, move a control to redraw below.*")
+                    note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
 
 
 def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, swap_mib: int = 2048,
@@ -173,10 +202,14 @@ def wakabayashi_explorer(free_mib: int = 1024, swap_mb_s: float = 50.0, swap_mib
         return figures.wakabayashi_bars(validate.wakabayashi(prof))
 
     controls = {
-        "free_mib": w.IntSlider(value=free_mib, min=256, max=1792, step=128, description="free+cache (MiB)"),
+        "free_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in range(256, 1793, 128)],
+                                      value=min(range(256, 1793, 128), key=lambda m: abs(m - free_mib)),
+                                      description="free + cache"),
         "swap_mb_s": w.FloatLogSlider(value=swap_mb_s, base=10, min=1, max=2.5, description="swap MB/s"),
-        "swap_mib": w.IntSlider(value=swap_mib, min=256, max=4096, step=256, description="swap (MiB)"),
-        "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="fault (us)"),
+        "swap_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in range(256, 4097, 256)],
+                                      value=min(range(256, 4097, 256), key=lambda m: abs(m - swap_mib)),
+                                      description="swap size"),
+        "fault_zero_us": w.FloatSlider(value=fault_zero_us, min=0.5, max=3, step=0.1, description="zero-fill fault (µs)"),
     }
     return explorer(draw, controls, dict(free_mib=free_mib, swap_mb_s=swap_mb_s, swap_mib=swap_mib,
                                          fault_zero_us=fault_zero_us), draw_default=draw_default)
@@ -219,10 +252,12 @@ def oom_explorer(profile: str = "reference", limit_mib: int = 256, bystanders: i
     import ipywidgets as w
 
     controls = {
-        "limit_mib": w.SelectionSlider(options=[64, 128, 256, 512, 1024, 2048], value=limit_mib, description="limit (MiB)"),
+        "limit_mib": w.SelectionSlider(options=[(format_bytes(m << 20), m) for m in (64, 128, 256, 512, 1024, 2048)],
+                                       value=limit_mib, description="memory limit"),
         "bystanders": w.IntSlider(value=bystanders, min=0, max=6, description="bystanders"),
         "kernel": w.Dropdown(options=KERNELS, value=kernel, description="kernel era"),
-        "profile": w.Dropdown(options=["reference", "desktop-2009", "host"], value=profile, description="profile"),
+        "profile": w.Dropdown(options=profiles(), value=profile if profile in profiles() else "reference",
+                              description="machine profile"),
     }
     return explorer(draw_oom, controls, dict(limit_mib=limit_mib, bystanders=bystanders, kernel=kernel, profile=profile),
                     note="*Above: the default view. The controls redraw it in JupyterLab (`make lab`), not in the static report.*")
@@ -271,11 +306,17 @@ def measured_explorer(rows: pd.DataFrame, x: str, y: str, filters: Sequence[str]
     import ipywidgets as w
 
     present = [f for f in filters if f in rows]
-    controls = {f: w.Dropdown(options=[ALL, *sorted(rows[f].dropna().astype(str).unique())], value=ALL, description=f[:12])
+
+    def options(col: str) -> list:
+        values = sorted(rows[col].dropna().unique())
+        label = format_bytes if col.endswith("_bytes") else str
+        return [(ALL, ALL), *((label(v), str(v)) for v in values)]  # sizes shown as sizes; the value matches filtered()
+
+    controls = {f: w.Dropdown(options=options(f), value=ALL, description=f.removesuffix("_bytes").replace("_", " "))
                 for f in present}
 
     def draw(**choices):
         return draw_measured(rows, x, y, hue, title, **choices)
 
     return explorer(draw, controls, {f: ALL for f in present},
-                    note="*All stored rows above. With a live kernel, filter them with the controls below.*")
+                    note="*All stored rows above. With a live kernel, filter them with the controls below; the figure redraws in place.*")

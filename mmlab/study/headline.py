@@ -31,6 +31,11 @@ class SummaryParams(p.Params):
     run_missing: bool = p.flag(True, "run small real experiments when none are stored for this host")
     runs: str = p.text("", "run ids or folders to read real rows from; empty: newest stored runs of this host")
 
+    def check(self) -> None:
+        from mmlab.sim.sweeps import _check_profile
+
+        _check_profile(self.profile)
+
 
 @dataclasses.dataclass
 class Summary:

@@ -121,9 +121,21 @@ def typed(name: str, declared_type: str, value: object) -> object:
     return value
 
 
+def _cell_default(name: str, info: Mapping[str, object]) -> object:
+    """A parameter's default as its parameters cell writes it (papermill gives the source text)."""
+    import ast
+
+    try:
+        return ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError):
+        return None
+
+
 def validate(notebooks: Sequence[Path], declared: Mapping[Path, dict], parameters: Mapping[str, object]) -> dict[Path, dict]:
     """Each notebook's own parameters, typed and checked, before anything runs: an unknown name, a
-    value of the wrong type or outside a parameter class's range is a ParamError naming the notebook."""
+    value of the wrong type, outside its parameter class's range, or failing the class's cross-field
+    checks (built as the notebook builds it: the cell's defaults with these values on top) is a
+    CliError naming the notebook."""
     unknown = [k for k in parameters if not any(k in d for d in declared.values())]
     if unknown:
         known = sorted({k for d in declared.values() for k in d})
@@ -131,21 +143,63 @@ def validate(notebooks: Sequence[Path], declared: Mapping[Path, dict], parameter
     out = {}
     for nb in notebooks:
         own = {}
-        classes = validators(nb) if any(k in declared[nb] for k in parameters) else []
-        for k, v in parameters.items():
-            if k not in declared[nb]:
-                continue
-            try:
-                own[k] = typed(k, declared[nb][k].get("inferred_type_name", "None"), v)
-                for cls in classes:
-                    spec = cls.specs().get(k)
+        try:
+            classes = validators(nb) if any(k in declared[nb] for k in parameters) else []
+            for k, v in parameters.items():
+                if k in declared[nb]:
+                    spec = next((c.specs()[k] for c in classes if k in c.specs()), None)
                     if spec is not None:
-                        coerce(k, spec, own[k])
-                        break
-            except ParamError as e:
-                raise CliError(f"{e} (notebook {nb.stem})") from None
+                        coerce(k, spec, v)  # a bad value is named with the class's range, not just its type
+                    own[k] = typed(k, declared[nb][k].get("inferred_type_name", "None"), v)
+            for cls in classes:
+                specs = cls.specs()
+                if not any(k in specs for k in own):
+                    continue
+                values = {k: _cell_default(k, info) for k, info in declared[nb].items() if k in specs}
+                values = {k: v for k, v in values.items() if v is not None}
+                cls.from_mapping({**values, **{k: v for k, v in own.items() if k in specs}})
+        except ParamError as e:
+            raise CliError(f"{e} (notebook {nb.stem})") from None
         out[nb] = own
     return out
+
+
+def kernel_name(nb: Path) -> str:
+    """The Jupyter kernel a notebook asks for (its kernelspec metadata)."""
+    import nbformat
+
+    return nbformat.read(nb, as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
+
+
+def check_kernels(notebooks: Sequence[Path]) -> None:
+    """Every kernel the notebooks ask for is installed here; else one line saying how to get it."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    for name in dict.fromkeys(kernel_name(nb) for nb in notebooks):
+        try:
+            ksm.get_kernel_spec(name)
+        except NoSuchKernel:
+            have = ", ".join(sorted(ksm.find_kernel_specs())) or "none"
+            raise CliError(f"the notebooks ask for the Jupyter kernel {name!r}, which is not installed here "
+                           f"(installed: {have}); install ipykernel in this environment: "
+                           f"{sys.executable} -m pip install ipykernel") from None
+
+
+def kernel_environment() -> None:
+    """What notebook kernels inherit: the runs and reports folders as absolute paths (a kernel starts in
+    the notebooks folder, which may be inside a wheel), and, when HOME is not writable (an ordinary user
+    under a root's environment), private Jupyter, IPython and Matplotlib folders instead of HOME's."""
+    import os
+    import tempfile
+
+    os.environ["MMLAB_RUNS_DIR"] = str(paths.runs_dir())
+    os.environ["MMLAB_REPORTS_DIR"] = str(paths.reports_dir())
+    if not os.access(Path.home(), os.W_OK):
+        base = Path(tempfile.mkdtemp(prefix="mmlab-home-"))
+        for var, sub in (("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"),
+                         ("MPLCONFIGDIR", "matplotlib"), ("JUPYTER_CONFIG_DIR", "jupyter-config")):
+            os.environ.setdefault(var, str(base / sub))
 
 
 def execution_order(notebooks: Sequence[Path]) -> list[Path]:
@@ -185,7 +239,7 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress:
     with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as ipc:
         try:
             papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
-                                       kernel_name="python3", progress_bar=progress, log_output=False,
+                                       kernel_name=kernel_name(nb), progress_bar=progress, log_output=False,
                                        request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
         except Exception as e:  # any notebook failure is reported by name, the rest still run
             error = _failing_cell(e)
@@ -213,11 +267,13 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     from mmlab.core.store import new_run_id
     from mmlab.study import publish, reader_view, report, site_index
 
+    kernel_environment()
     notebooks = discover(names)
     if not notebooks:
         raise CliError(f"no notebooks found in {paths.NOTEBOOKS_DIR}")
     declared = {nb: declared_parameters(nb) for nb in notebooks}
     own = validate(notebooks, declared, parameters)
+    check_kernels(notebooks)
     run_id = run_id or new_run_id()
     out_dir = paths.reports_dir() / run_id
     out_dir.mkdir(parents=True, exist_ok=False)
