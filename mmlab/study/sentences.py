@@ -22,8 +22,9 @@ def _tables(est: pd.DataFrame, rat: pd.DataFrame):
     return est.set_index([*POINT, "series"]), rat.set_index([*POINT, "num", "den"])
 
 
-def _time(e: pd.Series, profile: str) -> str:
-    return f"{fmt_s(e['median_s'])} ({interval_text(e['kind'], e['lo_s'], e['hi_s'], e['n'], profile=profile)})"
+def _time(e: pd.Series, profile: str, shown: str = "") -> str:
+    interval = interval_text(e["kind"], e["lo_s"], e["hi_s"], e["n"], profile=profile)
+    return f"{fmt_s(e['median_s'])} ({interval}{'; ' + shown if shown else ''})"
 
 
 def _ratio(r: pd.Series, profile: str) -> str:
@@ -56,7 +57,7 @@ def sentence(scen: Scenario, est: pd.DataFrame, rat: pd.DataFrame, labels: dict[
     real_pt = pt if pt is not None and (*pt, REAL) in e_all.index else quoted_point(est, fraction, (REAL,))
     if real_pt is not None:
         now = e_all.loc[(*real_pt, REAL)]
-        parts.append(f"Measured on this kernel with {where(*real_pt)}, it took {_time(now, profile)} {_refs('', now)}.".replace(" .", "."))
+        parts.append(f"Measured on this kernel with {where(*real_pt)}, it took {_time(now, profile, shown_in(now))}.")
     else:
         parts.append(f"No measured rows on this kernel{': ' + missing[REAL] if missing.get(REAL) else ''}.")
     rp = quoted_point(est, fraction, (REPLAY, REAL))
@@ -70,7 +71,7 @@ def sentence(scen: Scenario, est: pd.DataFrame, rat: pd.DataFrame, labels: dict[
     elif quoted_point(est, fraction, (REPLAY,)) is not None:
         rp = quoted_point(est, fraction, (REPLAY,))
         rep = e_all.loc[(*rp, REPLAY)]
-        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(rep, profile)} {_refs('', rep)}.".replace(" .", "."))
+        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(rep, profile, shown_in(rep))}.")
     else:
         parts.append(f"No replay rows{': ' + missing[REPLAY] if missing.get(REPLAY) else ''}.")
     return " ".join(parts)
@@ -137,8 +138,8 @@ def claim_exit(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str, an
         r = r_all.loc[(*rp, REPLAY, REAL)]
         rep, now = e_all.loc[(*rp, REPLAY)], e_all.loc[(*rp, REAL)]
         return (f"{head} Replayed here, the pre-patch exit's work for {where(*rp)} took "
-                f"{fmt_s(rep['median_s'])}, {fmt_x(r['ratio'])} this kernel's measured exit "
-                f"({fmt_s(now['median_s'])}; ratio {_ratio(r, profile)}) "
+                f"{fmt_s(rep['median_s'])}, {fmt_x(r['ratio'])} this kernel's measured exit, "
+                f"{fmt_s(now['median_s'])}; ratio {_ratio(r, profile)} "
                 f"{_refs(_link('details', page, anchor), rep, now)}.")
     pt = quoted_point(est, 0.25, (PRE, POST))
     if pt is None:
@@ -159,13 +160,13 @@ def claim_munlock(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str,
         rep, now, r = e_all.loc[(*rp, REPLAY)], e_all.loc[(*rp, REAL)], r_all.loc[(*rp, REPLAY, REAL)]
         return (f"{head} Replayed here, munlock() of {where(*rp)} done the pre-patch way (faulting in the "
                 f"{fmt_size(rp[0] - rp[1])} never reached) took {_time(rep, profile)}, {fmt_x(r['ratio'])} this "
-                f"kernel's measured munlock() of the same range ({_time(now, profile)}; ratio {_ratio(r, profile)}) "
+                f"kernel's measured munlock() of the same range, {_time(now, profile)}; ratio {_ratio(r, profile)} "
                 f"{_refs(_link('details', page, anchor), rep, now)}.")
     rp = quoted_point(est, 0.25, (REPLAY, POST))
     if rp is not None:
         rep = e_all.loc[(*rp, REPLAY)]
         return (f"{head} Replayed here, munlock() of {where(*rp)} done the pre-patch way (faulting in the "
-                f"{fmt_size(rp[0] - rp[1])} never reached) took {_time(rep, profile)} {_refs('', rep)}. No munlock() "
+                f"{fmt_size(rp[0] - rp[1])} never reached) took {_time(rep, profile, shown_in(rep))}. No munlock() "
                 f"was measured on this kernel at that point; 2.6.32 simulated there on the {profile} profile takes "
                 f"{fmt_s(e_all.loc[(*rp, POST), 'median_s'])} {_refs(_link('details', page, anchor))}.")
     pt = quoted_point(est, 0.25, (PRE, POST))
