@@ -1,13 +1,15 @@
 # mmlab: two commands on a fresh machine (Python >= 3.11, make, gcc):
 #   make report   set up .venv, install, run every notebook at safe defaults, print the HTML index
 #   make test     install the test extras, lint (ruff), run the test suite
+#   make check-site   the reader's promises (titles, width, no code, nothing private, <= 3 MB) in
+#                 Chromium over the newest report, or SITE=reports/<run>
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: all setup report test lint lab bench reliability clean
+.PHONY: all setup report test lint lab bench reliability clean check-site
 
 all: report
 
@@ -39,6 +41,9 @@ report: $(STAMP)
 test: $(TESTSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check-site: $(TESTSTAMP)
+	$(BIN)/python -m mmlab.study.site_check $(SITE)
 
 lint: $(TESTSTAMP)
 	$(BIN)/ruff check .

@@ -188,3 +188,49 @@ def test_a_pre_patch_exit_that_runs_out_of_memory_shows_its_outcome_not_a_time()
     assert "panic" in tab.loc[labels[sr.PRE], "time (median)"]
     assert rat[(rat.num == sr.PRE)].empty
     assert "no time" in text and "panic" in text
+
+
+def _munlock_stored(with_measured: bool) -> pd.DataFrame:
+    rows = [{"experiment": "prepatch-replay", "method": "replay", "setting": "free", "vma_bytes": 64 * MiB,
+             "target_populated_bytes": 16 * MiB, "replay_s": 0.03, "fault_s": 0.020 + i / 1000, "munlock_s": 0.004,
+             "modern_kill_to_reap_s": 0.003, "warmup": False, "repeat": i} for i in range(7)]
+    if with_measured:
+        rows += [{"experiment": "munlock-partial", "method": "real", "variant": "onfault", "vma_bytes": 64 * MiB,
+                  "target_populated_fraction": 0.25, "munlock_s": 0.0015 + i / 100000, "warmup": False, "repeat": i}
+                 for i in range(7)]
+    return pd.DataFrame(rows)
+
+
+def test_munlock_claim_sets_the_replay_beside_this_kernels_measured_munlock_at_one_point():
+    """With the replay and 03's measured munlock() at the same 64 MiB, 25% point, claim 2 compares the
+    two measured sides (bootstrap CI, n on each side) and links both detailed pages."""
+    prm = h.SummaryParams(vma_bytes="64MiB", populated_fractions="0.25")
+    s2 = h.summarise(sr.MUNLOCK, _munlock_stored(True), prm, "6.18")
+    text = sentences.claim_munlock(s2.estimates, s2.ratios, "reference", "00-summary.html", "munlock")
+    assert "64 MiB VMA 25% populated" in text and "measured munlock()" in text
+    assert "both sides measured" in text and "n = 7 and 7" in text
+    assert "[05-prepatch-replay](05-prepatch-replay.html)" in text and "[03-munlock-partial](03-munlock-partial.html)" in text
+
+
+def test_munlock_claim_without_a_measured_munlock_says_its_other_side_is_simulated():
+    """Without 03's point, the replay stands beside the 2.6.32 model, said in its own sentence, so the
+    replay's CI never shares a sentence with a simulated figure."""
+    prm = h.SummaryParams(vma_bytes="64MiB", populated_fractions="0.25")
+    s2 = h.summarise(sr.MUNLOCK, _munlock_stored(False), prm, "6.18")
+    text = sentences.claim_munlock(s2.estimates, s2.ratios, "reference", "00-summary.html", "munlock")
+    assert "No munlock() was measured on this kernel at that point" in text
+    for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", text):
+        assert not (re.search("simulat", sentence) and re.search(r"\bCI\b", sentence)), sentence
+
+
+def test_summary_table_links_the_page_each_measured_row_is_shown_on():
+    """The "shown in" column of the summary's table links the notebook page of measured rows; a
+    simulated row says it is shown on the summary page itself."""
+    from mmlab.study.summary_figures import table_html
+
+    prm = h.SummaryParams(vma_bytes="64MiB", populated_fractions="0.25")
+    s2 = h.summarise(sr.MUNLOCK, _munlock_stored(True), prm, "6.18")
+    page = table_html(s2.table)
+    assert '<a href="03-munlock-partial.html">03-munlock-partial</a>' in page
+    assert '<a href="05-prepatch-replay.html">05-prepatch-replay</a>' in page
+    assert "this page (simulated)" in page

@@ -244,3 +244,12 @@ def test_each_page_links_its_executed_notebook(site, pages):
             continue
         hrefs = [raw for raw, _ in v["links"]]
         assert name.replace(".html", ".ipynb") in hrefs, name
+
+
+def test_the_site_checker_finds_the_contract_kept(site, browser):
+    """`python -m mmlab.study.site_check` (run after `make report` on the full site) checks the same
+    promises as this file; on this small site it visits every page and finds nothing broken."""
+    from mmlab.study import site_check
+
+    problems, pages, size = site_check.check(site.parent, clone=ROOT, chromium=CHROMIUM, context=browser)
+    assert problems == [] and pages == 4 and 0 < size <= site_check.MAX_SITE_BYTES

@@ -249,6 +249,9 @@ def run(params: ReplayParams, progress: bool = True):
             df[col] = float("nan")
     if len(df):
         df["term_signal"] = df["term_signal"].astype("Int64")
+        # the pre-patch munlock(): its write-GUP faulted in the unreached pages, then unlocked them
+        # (kernel-history 2); the summary's munlock comparison quotes this sum
+        df["replay_munlock_s"] = df["fault_s"] + df["munlock_s"]
     df.attrs["skipped"] = skipped
     return df
 

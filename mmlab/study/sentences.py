@@ -22,8 +22,9 @@ def _tables(est: pd.DataFrame, rat: pd.DataFrame):
     return est.set_index([*POINT, "series"]), rat.set_index([*POINT, "num", "den"])
 
 
-def _time(e: pd.Series, profile: str) -> str:
-    return f"{fmt_s(e['median_s'])} ({interval_text(e['kind'], e['lo_s'], e['hi_s'], e['n'], profile=profile)})"
+def _time(e: pd.Series, profile: str, shown: str = "") -> str:
+    interval = interval_text(e["kind"], e["lo_s"], e["hi_s"], e["n"], profile=profile)
+    return f"{fmt_s(e['median_s'])} ({interval}{'; ' + shown if shown else ''})"
 
 
 def _ratio(r: pd.Series, profile: str) -> str:
@@ -55,18 +56,22 @@ def sentence(scen: Scenario, est: pd.DataFrame, rat: pd.DataFrame, labels: dict[
                      f"has no time: it needs more memory than the {profile} profile has ({memory.label(g0['outcome'])}).")
     real_pt = pt if pt is not None and (*pt, REAL) in e_all.index else quoted_point(est, fraction, (REAL,))
     if real_pt is not None:
-        parts.append(f"Measured on this kernel with {where(*real_pt)}, it took {_time(e_all.loc[(*real_pt, REAL)], profile)}.")
+        now = e_all.loc[(*real_pt, REAL)]
+        parts.append(f"Measured on this kernel with {where(*real_pt)}, it took {_time(now, profile, shown_in(now))}.")
     else:
         parts.append(f"No measured rows on this kernel{': ' + missing[REAL] if missing.get(REAL) else ''}.")
     rp = quoted_point(est, fraction, (REPLAY, REAL))
     if rp is not None:
         r = r_all.loc[(*rp, REPLAY, REAL)]
-        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(e_all.loc[(*rp, REPLAY)], profile)}, "
-                     f"{fmt_x(r['ratio'])} this kernel's measured {fmt_s(e_all.loc[(*rp, REAL), 'median_s'])} at the same point "
-                     f"({_ratio(r, profile)}{'' if r['significant'] or r['kind'] != CI else ', not significant'}).")
+        rep, now = e_all.loc[(*rp, REPLAY)], e_all.loc[(*rp, REAL)]
+        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(rep, profile)}, "
+                     f"{fmt_x(r['ratio'])} this kernel's measured {fmt_s(now['median_s'])} at the same point "
+                     f"({_ratio(r, profile)}{'' if r['significant'] or r['kind'] != CI else ', not significant'}; "
+                     f"{shown_in(rep, now)}).")
     elif quoted_point(est, fraction, (REPLAY,)) is not None:
         rp = quoted_point(est, fraction, (REPLAY,))
-        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(e_all.loc[(*rp, REPLAY)], profile)}.")
+        rep = e_all.loc[(*rp, REPLAY)]
+        parts.append(f"Replayed here with {where(*rp)}, the pre-patch work took {_time(rep, profile, shown_in(rep))}.")
     else:
         parts.append(f"No replay rows{': ' + missing[REPLAY] if missing.get(REPLAY) else ''}.")
     return " ".join(parts)
@@ -96,7 +101,8 @@ def oom_sentence(outcomes: pd.DataFrame, labels: dict[str, str], profile: str = 
         trials = f"{r['trials']} trial{'s' if r['trials'] != 1 else ''}"
         parts.append(f"Measured on this kernel in a memory cgroup ({trials}), {r['bystanders_killed']} of "
                      f"{r['bystanders']} bystanders were killed; the victim's kill to reap took "
-                     f"{fmt_s(r['victim_kill_to_reap_s'])} ({interval_text(r['kind'], r['lo_s'], r['hi_s'], r['n'])}).")
+                     f"{fmt_s(r['victim_kill_to_reap_s'])} ({interval_text(r['kind'], r['lo_s'], r['hi_s'], r['n'])}; "
+                     f"{shown_in(r)}).")
     else:
         parts.append(f"No measured rows on this kernel{': ' + missing[REAL] if REAL in missing else ''}.")
     return " ".join(parts)
@@ -108,6 +114,19 @@ def _link(text: str, page: str, anchor: str) -> str:
     return f"[{text}]({page}#{anchor})"
 
 
+def shown_in(*estimates: pd.Series) -> str:
+    """Markdown links to the detailed pages the estimates' measured rows are shown on (`source`:
+    notebook names), e.g. `shown in [05-prepatch-replay](05-prepatch-replay.html)`; "" for models."""
+    pages = sorted({s.strip() for e in estimates for s in str(e.get("source") or "").split(",") if s.strip()})
+    return ("shown in " + " and ".join(f"[{p}]({p}.html)" for p in pages)) if pages else ""
+
+
+def _refs(details: str, *estimates: pd.Series) -> str:
+    """`(shown in [05-...](05-....html), [details](00-summary.html#x))`."""
+    inner = ", ".join(t for t in (shown_in(*estimates), details) if t)
+    return f"({inner})" if inner else ""
+
+
 def claim_exit(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str, anchor: str) -> str:
     """Claim 1 of the thread (Wakabayashi): a SIGKILL during mlock() made the exit slow, because the
     exit's munlock faulted in every page mlock had not reached. Quoted at the one point where the
@@ -117,10 +136,11 @@ def claim_exit(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str, an
     rp = quoted_point(est, 0.25, (REPLAY, REAL))
     if rp is not None:
         r = r_all.loc[(*rp, REPLAY, REAL)]
+        rep, now = e_all.loc[(*rp, REPLAY)], e_all.loc[(*rp, REAL)]
         return (f"{head} Replayed here, the pre-patch exit's work for {where(*rp)} took "
-                f"{fmt_s(e_all.loc[(*rp, REPLAY), 'median_s'])}, {fmt_x(r['ratio'])} this kernel's measured exit "
-                f"({fmt_s(e_all.loc[(*rp, REAL), 'median_s'])}; ratio {_ratio(r, profile)}) "
-                f"{_link('details', page, anchor)}.")
+                f"{fmt_s(rep['median_s'])}, {fmt_x(r['ratio'])} this kernel's measured exit, "
+                f"{fmt_s(now['median_s'])}; ratio {_ratio(r, profile)} "
+                f"{_refs(_link('details', page, anchor), rep, now)}.")
     pt = quoted_point(est, 0.25, (PRE, POST))
     if pt is None:
         return f"{head} No rows to quote."
@@ -131,18 +151,24 @@ def claim_exit(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str, an
 
 def claim_munlock(est: pd.DataFrame, rat: pd.DataFrame, profile: str, page: str, anchor: str) -> str:
     """Claim 2 (Wakabayashi, Kamezawa): munlock() of a range mlock never finished faulted in, even
-    COWed, every page it had not reached. Quoted at the replay's point, beside the post-patch model
-    at the same point."""
+    COWed, every page it had not reached. Quoted where the replay and this kernel's munlock are both
+    measured; else at the replay's point beside the post-patch model, saying so."""
     e_all, r_all = _tables(est, rat)
     head = "**2 · munlock() faulted in every page mlock had not reached.**"
+    rp = quoted_point(est, 0.25, (REPLAY, REAL))
+    if rp is not None:
+        rep, now, r = e_all.loc[(*rp, REPLAY)], e_all.loc[(*rp, REAL)], r_all.loc[(*rp, REPLAY, REAL)]
+        return (f"{head} Replayed here, munlock() of {where(*rp)} done the pre-patch way (faulting in the "
+                f"{fmt_size(rp[0] - rp[1])} never reached) took {_time(rep, profile)}, {fmt_x(r['ratio'])} this "
+                f"kernel's measured munlock() of the same range, {_time(now, profile)}; ratio {_ratio(r, profile)} "
+                f"{_refs(_link('details', page, anchor), rep, now)}.")
     rp = quoted_point(est, 0.25, (REPLAY, POST))
     if rp is not None:
         rep = e_all.loc[(*rp, REPLAY)]
-        unreached = fmt_size(rp[0] - rp[1])
         return (f"{head} Replayed here, munlock() of {where(*rp)} done the pre-patch way (faulting in the "
-                f"{unreached} never reached) took {fmt_s(rep['median_s'])} (median of {rep['n']} repeats), against "
-                f"{fmt_s(e_all.loc[(*rp, POST), 'median_s'])} for 2.6.32 simulated on the {profile} profile at the same "
-                f"point {_link('details', page, anchor)}.")
+                f"{fmt_size(rp[0] - rp[1])} never reached) took {_time(rep, profile, shown_in(rep))}. No munlock() "
+                f"was measured on this kernel at that point; 2.6.32 simulated there on the {profile} profile takes "
+                f"{fmt_s(e_all.loc[(*rp, POST), 'median_s'])} {_refs(_link('details', page, anchor))}.")
     pt = quoted_point(est, 0.25, (PRE, POST))
     if pt is None:
         return f"{head} No rows to quote."
@@ -168,6 +194,7 @@ def claim_oom(outcomes: pd.DataFrame, sim_values: Mapping[str, object], profile:
         r = by.loc[REAL]
         text += (f", while measured here in a memory cgroup, this kernel killed {r['bystanders_killed']} of "
                  f"{r['bystanders']} over {r['trials']} trial{'s' if r['trials'] != 1 else ''}")
+        return text + f" {_refs(_link('details', page, anchor), r)}."
     return text + f" {_link('details', page, anchor)}."
 
 

@@ -125,7 +125,8 @@ def measured_for(scenario: str, stored: pd.DataFrame) -> pd.DataFrame:
         if "variant" in real and (real["variant"] == "onfault").any():
             real = real[real["variant"] == "onfault"]
         if not replay.empty and {"fault_s", "munlock_s"} <= set(replay):
-            replay = replay.assign(replay_munlock_s=replay["fault_s"].astype(float) + replay["munlock_s"].astype(float))
+            if "replay_munlock_s" not in replay or replay["replay_munlock_s"].isna().all():  # runs stored before it was a column
+                replay = replay.assign(replay_munlock_s=replay["fault_s"].astype(float) + replay["munlock_s"].astype(float))
             replay = replay.drop(columns=["munlock_s"])
         parts = [p for p in (real, replay) if not p.empty]
         return pd.concat(parts, ignore_index=True) if parts else stored.iloc[0:0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -239,6 +240,17 @@ def figure_html(fig, caption: str = "", alt: str = "figure") -> str:
             f'src="data:image/png;base64,{png_base64(fig)}">{cap}</figure>')
 
 
+def page_links(cell: object) -> str:
+    """A "shown in" cell as HTML: each notebook name (`05-prepatch-replay`) a link to its published
+    page, anything else (`this page (simulated)`) escaped text."""
+    parts = [p.strip() for p in str(cell).split(",")]
+    if not all(re.fullmatch(r"\d\d-[a-z0-9-]+", p) for p in parts):
+        return html.escape(str(cell))
+    return ", ".join(f'<a href="{p}.html">{p}</a>' for p in parts)
+
+
 def table_html(tab: pd.DataFrame) -> str:
-    """A table that scrolls inside its box on a narrow window instead of widening the page."""
-    return f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">{tab.to_html(index=False, escape=True, border=0)}</div>'
+    """A table that scrolls inside its box on a narrow window instead of widening the page; its
+    "shown in" column links the detailed pages."""
+    cells = tab.apply(lambda col: col.map(page_links) if col.name == "shown in" else col.map(lambda v: html.escape(str(v))))
+    return f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">{cells.to_html(index=False, escape=False, border=0)}</div>'

@@ -106,7 +106,7 @@ def oom_table(outcomes: pd.DataFrame, labels: dict[str, str], profile: str) -> p
         rows.append({"series": labels[r["series"]], "evidence": evidence_kind(r["series"], profile),
                      "trials": r["trials"], "bystanders killed": f"{r['bystanders_killed']} of {r['bystanders']}",
                      "victim kill to reap": reap, "outcome": r["outcome"] or "see bystanders killed",
-                     "shown in": r["source"] or "06-simulated-before-after"})
+                     "shown in": r["source"] or "this page (simulated)"})
     return pd.DataFrame(rows)
 
 
