@@ -2,15 +2,48 @@
 the simulated era comparison built on them, each labelled with its method."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
+from mmlab.core import params as p
 from mmlab.core.figure import pyplot
 from mmlab.core.stats import measured_rows
 from mmlab.core.units import format_bytes
+from mmlab.experiments import file_mapping as real
 from mmlab.sim import file_mapping as fm
 
 OP_ORDER = ["populate_read", "populate_write", "write_after_read", "redirty_after_writeback", "writeback", "mlock",
             "munlock", "munmap", "munmap_locked"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMappingsParams(p.Params):
+    """Parameters of notebook 08: the real experiment's points and the simulated mapping beside them."""
+
+    run_real: bool = p.flag(True, "run the file-mapping experiment here; False: the reference machine's stored costs only")
+    size_bytes: int = p.size("32MiB", "size of the file and of each mapping in the experiment", lo=1 << 20, hi=1 << 40)
+    filesystems: tuple = p.choices(list(real.FILESYSTEMS), real.FILESYSTEMS, "where the experiment's file lives")
+    mappings: tuple = p.choices(list(real.MAPPINGS), real.MAPPINGS, "MAP_PRIVATE | MAP_SHARED")
+    page_cache: tuple = p.choices(list(real.CACHES), real.CACHES, "the file's pages before each timed step")
+    repeats: int = p.integer(3, "measured repetitions per point", 1, 100)
+    warmup: int = p.integer(1, "warm-up repetitions per point (rows kept, flagged)", 0, 10)
+    lock_share: float = p.real(0.25, "safety guard: largest share of MemAvailable locked", 0.01, 0.9)
+    profile: str = p.text("reference", "machine profile for the simulation's non-file costs")
+    sim_vma_bytes: int = p.size("1GiB", "simulated mapping size", hi=1 << 44)
+    sim_populated_bytes: int = p.size("256MiB", "simulated interrupted mlock: bytes populated at SIGKILL", lo=0, hi=1 << 44)
+    sim_filesystem: str = p.choice("disk", fm.FILESYSTEMS, "simulated file's filesystem")
+    sim_page_cache: str = p.choice("warm", fm.CACHES, "simulated page cache before mlock (cold: disk only)")
+
+    def check(self) -> None:
+        """The experiment's and the simulation's own checks, so a bad combination fails before anything runs."""
+        real.FileMappingParams.from_mapping(dict(size_bytes=self.size_bytes, filesystems=self.filesystems,
+                                                 mappings=self.mappings, page_cache=self.page_cache,
+                                                 repeats=self.repeats, warmup=self.warmup, lock_share=self.lock_share))
+        for populated in (self.sim_vma_bytes, self.sim_populated_bytes):
+            fm.FileMappingParams.from_mapping(dict(profile=self.profile, vma_bytes=self.sim_vma_bytes,
+                                                   populated_bytes=populated, filesystem=self.sim_filesystem,
+                                                   page_cache=self.sim_page_cache, mapping="private"))
 
 
 def measured_table(rows: pd.DataFrame) -> pd.DataFrame:
