@@ -269,6 +269,8 @@ def build(out_dir: Path, executed: Sequence[tuple[str, Path | None]], run_dirs: 
             nb = nbformat.reads(scrub(path.read_text(), private), as_version=4)
             nb, _ = DropStderr().preprocess(nb, {})
             nb, _ = ShrinkFigures().preprocess(nb, {})
+            # saved widget state only serves a live kernel; the page shows each explorer's static figure
+            nb.metadata.pop("widgets", None)
             nbformat.write(nb, path)
         books[stem] = nb
         data = ship_runs(run_dirs.get(stem, ()), out_dir, private)

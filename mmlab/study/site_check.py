@@ -165,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     site = Path(argv[0]) if argv else newest_report()
     if site.is_file():
         site = site.parent
+    try:
+        import playwright.sync_api  # noqa: F401  (the browser driver comes with the test extras)
+    except ImportError:
+        print("site_check: playwright is not installed; run 'make check-site' (it installs the test extras)",
+              file=sys.stderr)
+        return 2
     problems, pages, size = check(site)
     for line in problems:
         print(line)
