@@ -100,3 +100,20 @@ def test_the_printed_comparison_shows_sizes_as_sizes_and_no_empty_columns(isolat
     text = compare.text_report(compare.comparison(rows, ["A", "B"]), compare.env_table(metas), {"A": "A", "B": "B"})
     assert "1GiB" in text and "16MiB" in text
     assert "nan" not in text.lower() and "1073741824" not in text and "16777216" not in text
+
+
+def test_the_reference_dataset_beside_itself_differs_by_nothing(isolated_store):
+    """The summary's table sets this machine's newest run beside the reference dataset: the reference's own
+    SIGKILL run stored as this machine's meets every point of the reference, each 0% apart."""
+    from mmlab.core import paths
+
+    src = next(d for d in store.run_dirs(paths.REFERENCE_RUNS_DIR)
+               if "sigkill-during-mlock" in json.loads((d / store.RUN_JSON).read_text())["experiments"])
+    assert compare.beside_reference()[1] == "no real run of this machine is stored"
+    shutil.copytree(src, paths.runs_dir() / src.name)
+    table, why = compare.beside_reference()
+    assert why == ""
+    sig = table.xs("sigkill-during-mlock.kill_to_reap_s", level="metric")
+    medians = sig.xs("median", level="stat")
+    assert len(medians) >= 3  # 1 GiB at 5% and 25%; 64 GiB at 64 and 256 MiB both round to 0%
+    assert medians[compare.THIS].str.contains(r"\+0\.00%").all()

@@ -248,6 +248,30 @@ def against_reference(runs: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
     return rows, metas
 
 
+# The one metric per experiment the summary sets beside the reference machine.
+EXPERIMENTS_WITH_METRICS = tuple(METRICS)
+HEADLINE_METRICS = ("mlock-throughput.mlock_ns_per_page", "sigkill-during-mlock.kill_to_reap_s",
+                    "munlock-partial.munlock_s", "prepatch-replay.replay_s", "oom-kill.kill_to_reap_s")
+
+
+def beside_reference(metrics: Sequence[str] = HEADLINE_METRICS) -> tuple[pd.DataFrame, str]:
+    """This machine's newest run of each experiment beside the reference dataset, one metric per
+    experiment, as a table for people (base: the reference machine; marks as `mmlab compare` prints
+    them); an empty table and the reason when either side has nothing to compare."""
+    if not store.run_dirs(paths.REFERENCE_RUNS_DIR):
+        return pd.DataFrame(), "the reference dataset is not installed"
+    if not newest_per_experiment(store.run_dirs(), EXPERIMENTS_WITH_METRICS):
+        return pd.DataFrame(), "no real run of this machine is stored"
+    rows, metas = against_reference([])
+    order = [m["run_id"] for m in metas]
+    table = comparison(rows, order)
+    if not table.empty:
+        table = table[table["metric"].isin(metrics)]
+    if table.empty:
+        return pd.DataFrame(), "no point was measured on both machines with the same parameters"
+    return readable(wide(table, order)), ""
+
+
 def main(runs: Sequence[str], as_json: bool = False, out=None, reference: bool = False) -> int:
     """Print the comparison (text, or JSON with `runs`, `environment`, `comparison`); with `reference`,
     this machine's runs against the reference dataset."""

@@ -269,9 +269,11 @@ def build(out_dir: Path, executed: Sequence[tuple[str, Path | None]], run_dirs: 
             nb = nbformat.reads(scrub(path.read_text(), private), as_version=4)
             nb, _ = DropStderr().preprocess(nb, {})
             nb, _ = ShrinkFigures().preprocess(nb, {})
-            # saved widget state only serves a live kernel; the page shows each explorer's static figure
-            nb.metadata.pop("widgets", None)
-            nbformat.write(nb, path)
+            # the page needs the widget state to place each explorer's note; the shipped file does not
+            # (it only serves a live kernel, which rebuilds it)
+            shipped = nbformat.from_dict(nb)
+            shipped.metadata.pop("widgets", None)
+            nbformat.write(shipped, path)
         books[stem] = nb
         data = ship_runs(run_dirs.get(stem, ()), out_dir, private)
         pages.append(Page(stem, title_of(nb) if nb is not None else stem, f"{stem}.html" if nb is not None else None,
