@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab.core.errors import MmlabError
+from mmlab.kernel import procfs
 from mmlab.kernel.procfs import parse_flat_keyed
 
 CGROUP_ROOT = Path(os.environ.get("MMLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
@@ -247,16 +248,6 @@ def availability() -> tuple[bool, str]:
         return False, str(e)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def stale_groups() -> list[Path]:
     """Groups named by mmlab whose creating process is gone."""
     out = []
@@ -264,7 +255,7 @@ def stale_groups() -> list[Path]:
         with contextlib.suppress(OSError):
             for child in h.parent.iterdir():
                 m = NAME_RE.fullmatch(child.name)
-                if m and child.is_dir() and not _pid_alive(int(m.group(1))):
+                if m and child.is_dir() and not procfs.pid_alive(int(m.group(1))):
                     out.append(child)
     return sorted(set(out))
 

@@ -79,6 +79,18 @@ def parse_stat(text: str) -> dict[str, int | str]:
     return out
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists: kill(pid, 0) fails with ESRCH only for a pid nobody holds (EPERM means it
+    exists but belongs to another user). The janitors use it to tell a dead creator's leftovers."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def _read(path: Path) -> str:
     with open(path) as f:
         return f.read()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab.core.errors import MmlabError
+from mmlab.kernel import procfs
 from mmlab.kernel.trace_events import on_cpu_s as on_cpu_s
 from mmlab.kernel.trace_events import parse as parse
 from mmlab.kernel.trace_events import parse_line as parse_line
@@ -249,16 +250,6 @@ def session(events: tuple[Event, ...] = EVENTS) -> Iterator[Session]:
         remove_instance(path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def instances(root: Path | None = None) -> list[Path]:
     """Every trace instance named by mmlab (live creators included)."""
     root = root or _mounted_at()
@@ -271,7 +262,7 @@ def instances(root: Path | None = None) -> list[Path]:
 
 def stale_instances() -> list[Path]:
     """mmlab's trace instances whose creating process is gone."""
-    return [p for p in instances() if not _pid_alive(int(NAME_RE.fullmatch(p.name).group(1)))]  # type: ignore[union-attr]
+    return [p for p in instances() if not procfs.pid_alive(int(NAME_RE.fullmatch(p.name).group(1)))]  # type: ignore[union-attr]
 
 
 def remove_stale() -> list[Path]:
