@@ -116,6 +116,22 @@ def find_hierarchy() -> Hierarchy:
     raise CgroupUnavailable("no memory cgroup can be made here: " + "; ".join(reasons))
 
 
+def rmdir_when_idle(path: Path, timeout_s: float) -> None:
+    """Remove a kernel-filesystem directory (a memory cgroup, a tracefs instance) that the kernel may still
+    hold for a moment after its last user left (EBUSY), retrying until `timeout_s`; gone already is fine."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class MemoryCgroup:
     """One memory group that mmlab made."""
 
@@ -196,17 +212,7 @@ class MemoryCgroup:
     def remove(self, timeout_s: float = 10.0) -> None:
         """Kill what is inside, then rmdir; retries the brief EBUSY after the last task exits."""
         self.kill_all(timeout_s)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                os.rmdir(self.path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        rmdir_when_idle(self.path, timeout_s)
 
     def __repr__(self) -> str:
         return f"MemoryCgroup(v{self.version}, {self.path})"

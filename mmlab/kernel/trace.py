@@ -23,17 +23,16 @@ Kernel facts behind the events (mm/oom_kill.c, kernel/exit.c, v6.18):
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmlab.core.errors import MmlabError
 from mmlab.kernel import procfs
+from mmlab.kernel.cgroup import rmdir_when_idle
 from mmlab.kernel.trace_events import on_cpu_s as on_cpu_s
 from mmlab.kernel.trace_events import parse as parse
 from mmlab.kernel.trace_events import parse_line as parse_line
@@ -198,17 +197,7 @@ def remove_instance(path: Path, timeout_s: float = 5.0) -> None:
         _write(path / "tracing_on", "0")
     with contextlib.suppress(OSError):
         _write(path / "events" / "enable", "0")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    rmdir_when_idle(path, timeout_s)
 
 
 def next_path() -> Path:
