@@ -1,10 +1,13 @@
 """prepatch-replay at small sizes: the replay faults in what mlock never reached, costs more than the
-modern exit, and at a memory cgroup limit meets an OOM kill or ENOMEM."""
+modern exit, and at a memory cgroup limit meets an OOM kill or ENOMEM; its in-process probe does the same
+work on its own pages and leaves the replay where it would be without it."""
+import os
+
 import pytest
 
 import mmlab
 from mmlab.core.units import PAGE_BYTES
-from mmlab.experiments.prepatch_replay import kernel_at_least
+from mmlab.experiments.prepatch_replay import kernel_at_least, probe_plan
 
 from .conftest import needs_root
 from .test_exp_safety import hold_machine
@@ -90,3 +93,105 @@ def test_the_write_loop_fallback_is_labelled_and_faults_every_page():
 @pytest.mark.parametrize("release,expected", [("6.18.44-fc", True), ("5.14.0", True), ("5.13.19", False), ("4.4.0", False)])
 def test_kernel_at_least_reads_the_release(release, expected):
     assert kernel_at_least(5, 14, release) is expected
+
+
+# ------------------------------------------------------------------------------------- the in-row probe
+PROBE = 16 * MiB  # the fixture's probe_bytes default
+
+
+def test_each_replay_row_prices_its_probe_in_positive_finite_ns_per_page(rows):
+    """Every row that ran to its end carries the probe's munlock, fault-in and munmap cost per page; an
+    OOM-killed row still carries the munlock and fault-in, which ran before the kill."""
+    import numpy as np
+
+    done = rows[rows["outcome"] != "oom-killed"]
+    killed = rows[rows["outcome"] == "oom-killed"]
+    for part, d in [("munlock", rows), ("fault", rows), ("munmap", done)]:
+        x = d[f"probe_{part}_ns_per_page"].astype(float)
+        assert len(x) and np.isfinite(x).all() and (x > 0).all(), part
+    assert len(killed) and killed["probe_munmap_ns_per_page"].isna().all()
+
+
+def test_the_probe_faults_in_every_absent_page_of_its_own_even_at_the_limit(rows):
+    """The group's limit leaves room for the probe's fault-in, so in every setting it faults in all its
+    absent pages: three quarters of the probe at populated_fraction 0.25."""
+    assert (rows["probe_fault_pages"] == PROBE * 3 // 4 // PAGE).all()
+    assert (rows["probe_munlock_pages"] == PROBE // 4 // PAGE).all()
+
+
+def test_the_allocation_the_row_reports_is_the_replays_alone(rows):
+    """bytes_allocated excludes the probe's fault-in, which ran in the same window: on free memory it is
+    the unreached pages, not those plus three quarters of the probe."""
+    d = setting(rows, "free")
+    assert ((d["bytes_allocated"] - d["unreached_pages"] * PAGE).abs() <= 64 * PAGE).all()
+
+
+def test_at_the_limit_the_probe_does_not_change_how_far_the_replay_gets(rows):
+    """Without a probe, at the same headroom, the replay meets the same outcome in each cgroup setting and
+    ENOMEM stops it at the same page count (within page-table pages): the limit makes room for the probe."""
+    with hold_machine():
+        bare = mmlab.experiment("prepatch-replay", vma_bytes="32MiB", populated_fraction=0.25, repeats=2, warmup=0,
+                                settle_s=0.0, settings="cgroup-oom,cgroup-enomem", modern_exit=False, probe_bytes=0,
+                                save=False, progress=False).rows
+    assert bare["probe_fault_ns_per_page"].isna().all() and (bare["probe_skipped"].str.contains("probe_bytes 0")).all()
+    for name in ("cgroup-oom", "cgroup-enomem"):
+        assert set(setting(bare, name)["outcome"]) == set(setting(rows, name)["outcome"]), name
+    with_probe = setting(rows, "cgroup-enomem")["pages_faulted"].median()
+    without = setting(bare, "cgroup-enomem")["pages_faulted"].median()
+    assert abs(with_probe - without) <= 32, (with_probe, without)
+
+
+@pytest.fixture
+def probe_steps(monkeypatch):
+    """The probe alone in a child, with the parent reading its /proc status between steps."""
+    from mmlab.kernel import procfs
+    from mmlab.kernel.child import Child
+
+    from .conftest_reliability import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    steps = {}
+    with hold_machine(), Child("tests.replay_probe_targets:probe_steps", timeout_s=60, size=PROBE,
+                               populated_fraction=0.25) as c:
+        for step in ("built", "munlocked", "faulted", "unmapped"):
+            msg = c.expect(step)
+            steps[step] = {**msg, **procfs.status(c.pid)}
+            c.reply()
+        c.expect("done")
+    return steps
+
+
+def test_the_probes_munlock_leaves_its_pages_present_and_unlocked(probe_steps):
+    """munlock() of both halves drops VmLck by the probe's whole size and unlocks its present pages
+    without freeing them: a quarter of the probe present before and after."""
+    built, unlocked = probe_steps["built"], probe_steps["munlocked"]
+    assert built["VmLck"] - unlocked["VmLck"] == PROBE
+    assert built["resident_bytes"] == unlocked["resident_bytes"] == PROBE // 4
+    assert unlocked["probe_munlock_pages"] == PROBE // 4 // PAGE
+
+
+def test_the_probes_fault_in_and_munmap_allocate_and_free_its_pages(probe_steps):
+    """The fault-in makes every probe page present (RSS up by the absent three quarters); munmap() of the
+    halves frees them all (RSS down by the whole probe) and counts them."""
+    unlocked, faulted, unmapped = probe_steps["munlocked"], probe_steps["faulted"], probe_steps["unmapped"]
+    assert faulted["resident_bytes"] == PROBE and faulted["probe_fault_pages"] == PROBE * 3 // 4 // PAGE
+    assert abs(faulted["VmRSS"] - unlocked["VmRSS"] - PROBE * 3 // 4) <= 64 * PAGE
+    assert abs(faulted["VmRSS"] - unmapped["VmRSS"] - PROBE) <= 64 * PAGE
+    assert unmapped["probe_munmap_pages"] == PROBE // PAGE
+
+
+@pytest.mark.parametrize("rlimit,expected", [(None, 16 * MiB), (64 * MiB + 4 * MiB, 4 * MiB), (64 * MiB + 8 * PAGE, 0)])
+def test_the_probe_fits_what_rlimit_memlock_leaves_beside_the_vma(rlimit, expected):
+    """Without CAP_IPC_LOCK the probe is locked beside the whole 64 MiB VMA: it shrinks to what
+    RLIMIT_MEMLOCK leaves, and is skipped with the reason when under 16 pages are left."""
+    size, why = probe_plan(16 * MiB, 64 * MiB, 0.25, rlimit)
+    assert size == expected
+    assert (why is None) == (expected > 0) and (expected > 0 or "RLIMIT_MEMLOCK" in why)
+
+
+def test_a_negative_probe_size_is_refused_in_one_line():
+    from mmlab.core.params import ParamError
+    from mmlab.experiments.prepatch_replay import ReplayParams
+
+    with pytest.raises(ParamError, match="probe_bytes.*allowed"):
+        ReplayParams.from_mapping({"probe_bytes": "-1MiB"})

@@ -115,3 +115,20 @@ def test_session_profile_refits_from_calibration_runs_never_from_validated_rows(
            "kill_to_reap_s": 1.0 + pop * 1e-9, "warmup": False, "repeat": i} for i, pop in enumerate((1 << 26, 1 << 28, 1 << 27))]
     s = session_profile(pd.DataFrame(mt + sk), prof)
     assert s["populate_mlock_ns"] == 3000.0 and s["exit_base_s"] == prof["exit_base_s"]
+
+
+def test_row_costs_price_a_row_at_its_own_probe():
+    """A row's probe columns become the profile's per-page costs for that row (fault-in -> fault_zero_ns,
+    munlock of present mlocked pages -> munlock_present_ns, unmap of present pages -> zap_present_ns);
+    a probe that did not run (NaN, absent, e.g. no munmap after an OOM kill) leaves the profile's cost."""
+    from mmlab.sim.validate import row_costs
+
+    full = pd.Series({"probe_fault_ns_per_page": 1800.0, "probe_munlock_ns_per_page": 260.0,
+                      "probe_munmap_ns_per_page": 390.0, "munlock_s": 0.01})
+    assert row_costs(full) == {"fault_zero_ns": 1800.0, "munlock_present_ns": 260.0, "zap_present_ns": 390.0}
+    killed = pd.Series({"probe_fault_ns_per_page": 1800.0, "probe_munlock_ns_per_page": 260.0,
+                        "probe_munmap_ns_per_page": float("nan")})
+    assert set(row_costs(killed)) == {"fault_zero_ns", "munlock_present_ns"}
+    assert row_costs(pd.Series({"probe_munmap_locked_ns_per_page": 570.0})) == {"zap_locked_ns": 570.0}
+    assert row_costs(pd.Series({"fault_ns_per_page": 1500.0})) == {}
+    assert set(row_costs(full)) <= set(reference().costs) | {"zap_locked_ns"}

@@ -17,6 +17,18 @@ like the old munlock did (5.14+; on EINVAL, older kernels, a user-space write lo
   limit: outcome `oom-wait`). v1 only.
 Each row also carries the modern exit of a twin child brought to the same state and SIGKILLed
 (`modern_kill_to_reap_s`, a real measurement), so replay and real sit side by side.
+
+Each row also prices its own work per page on a probe (`Probe`, `probe_bytes`, default 16 MiB) in the same
+child: a VM_LOCKED miniature of the VMA, present to the same fraction and populated right after it, whose
+munlock() and munmap() are split around the replay's and whose fault-in (the replay's `fault_method`, cold
+memory) runs just before the replay's: `probe_munlock_ns_per_page` (present mlocked pages),
+`probe_fault_ns_per_page`, `probe_munmap_ns_per_page` (present unlocked pages), with the page counts in
+`probe_*_pages`. This guest's per-page costs switch mode from one process to the next and follow the pages
+a process got, so a probe elsewhere (another process, a profile fitted minutes before) misses the mode.
+In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so the replay
+stops where it would without a probe. An OOM-killed replay has no munmap, so no `probe_munmap_ns_per_page`.
+Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside the VMA, or is skipped;
+`probe_skipped` says why.
 """
 from __future__ import annotations
 
@@ -60,6 +72,8 @@ class ReplayParams(RealParams):
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
     settle_s: float = settle_s_field()  # before the replay's timed fault-in
+    probe_bytes: int = p.size("16MiB", "size of the probe VMA whose munlock, fault-in and munmap are timed next to the "
+                              "replay's, in the same child (0: no probe)", lo=0, hi=1 << 30)
     trace: bool = trace_field()
 
 
@@ -72,14 +86,108 @@ def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
     return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
 
 
+def probe_plan(probe_bytes: int, vma_bytes: int, populated_fraction: float,
+               memlock_rlimit_bytes: int | None) -> tuple[int, str | None]:
+    """The probe VMA's size as it will run, and why it is skipped (None if it is not).
+
+    Without CAP_IPC_LOCK mlock2() charges the whole VM_LOCKED range against RLIMIT_MEMLOCK up front
+    (mm/mlock.c), and the probe is locked beside the whole target VMA: it shrinks to what the limit leaves,
+    whole pages, and is skipped when a half of it cannot hold a present and an absent page."""
+    size = probe_bytes // PAGE_BYTES * PAGE_BYTES
+    if size == 0:
+        return 0, "no probe asked (probe_bytes 0)"
+    if memlock_rlimit_bytes is not None and size > memlock_rlimit_bytes - vma_bytes:
+        size = max(0, memlock_rlimit_bytes - vma_bytes) // PAGE_BYTES * PAGE_BYTES
+        if size < 16 * PAGE_BYTES:
+            return 0, f"RLIMIT_MEMLOCK ({memlock_rlimit_bytes} bytes) leaves under 16 pages beside the VMA"
+    half = size // 2 // PAGE_BYTES  # pages in the smaller half (Probe)
+    present = int(half * PAGE_BYTES * populated_fraction) // PAGE_BYTES
+    if (populated_fraction > 0 and present < 1) or half - present < 1:
+        return 0, (f"a {size // PAGE_BYTES}-page probe cannot give each half present and absent pages at "
+                   f"populated_fraction {populated_fraction:g}")
+    return size, None
+
+
+class Probe:
+    """A miniature of the cut-short VMA in the same child, timed next to the replay's own work: two VM_LOCKED
+    halves with the target's present fraction, populated right after the target's pages. This KVM guest's
+    per-page costs switch mode from one process to the next, and only a probe whose pages were allocated
+    about when the target's were follows the target's mode. munlock() and munmap() of one half run just
+    before the target's and of the other just after (the first of two back-to-back munlock() calls is
+    dearer per page, the second munmap() is), and their sum is the probe's; both halves fault in just
+    before the replay does, on cold memory, and stay mapped so the replay never takes their pages warm.
+    PROT_NONE guard pages keep the halves from merging with each other or with the target VMA."""
+
+    def __init__(self, size: int, populated_fraction: float):
+        half = size // 2 // PAGE_BYTES * PAGE_BYTES
+        self.size = size
+        self.base = map_anon(size + 3 * PAGE_BYTES)
+        self.halves = [(self.base + PAGE_BYTES, half), (self.base + 2 * PAGE_BYTES + half, size - half)]
+        for off in (0, PAGE_BYTES + half, 2 * PAGE_BYTES + size):
+            libc.mprotect(self.base + off, PAGE_BYTES, libc.PROT_NONE)
+        self.present = [min(int(n * populated_fraction) // PAGE_BYTES * PAGE_BYTES, n - PAGE_BYTES) for _, n in self.halves]
+        self.ns = {"munlock": 0, "fault": 0, "munmap": 0}
+        self.pages = dict.fromkeys(self.ns, 0)
+        for (addr, n), present in zip(self.halves, self.present):
+            libc.mlock2(addr, n, libc.MLOCK_ONFAULT)
+            populate(addr, present)
+
+    @property
+    def absent_bytes(self) -> int:
+        return self.size - sum(self.present)
+
+    def _timed(self, op: str, i: int, call) -> None:
+        addr, n = self.halves[i]
+        before = resident_bytes(addr, n) // PAGE_BYTES
+        t0 = time.monotonic_ns()
+        try:
+            call(addr, n)
+        finally:
+            self.ns[op] += time.monotonic_ns() - t0
+            after = resident_bytes(addr, n) // PAGE_BYTES if op == "fault" else 0
+            self.pages[op] += after - before if op == "fault" else before
+
+    def munlock(self, i: int) -> None:
+        """munlock() of half i: its present pages are unlocked and stay present (the absent ones skipped)."""
+        self._timed("munlock", i, libc.munlock)
+
+    def fault(self, method: str) -> None:
+        """The replay's fault method over the absent pages of both halves."""
+        for i, present in enumerate(self.present):
+            self._timed("fault", i, lambda addr, n: populate(addr + present, n - present, method))
+
+    def munmap(self, i: int) -> None:
+        """munmap() of half i, its pages present and unlocked; after the last, the guard pages (untimed)."""
+        self._timed("munmap", i, libc.munmap)
+        if i == len(self.halves) - 1:
+            libc.munmap(self.base, self.size + 3 * PAGE_BYTES)
+
+    def report(self) -> dict:
+        out: dict = {}
+        for op, pages in self.pages.items():
+            if pages:
+                out[f"probe_{op}_pages"] = pages
+                out[f"probe_{op}_ns"] = self.ns[op]
+        return out
+
+
 def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
-               settle_s: float = 0.0) -> None:
-    """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit."""
+               settle_s: float = 0.0, probe_bytes: int = 0) -> None:
+    """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit,
+    each part right after the same operation on the probe (`Probe`), if one is asked for."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")  # the parent moves a cgroup child into its group now
     libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
     populate(addr, populated_bytes)
-    ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes))  # parent sets the limit, or kills
+    probe, skipped = None, None
+    if replay and probe_bytes:
+        try:
+            probe = Probe(probe_bytes, populated_bytes / vma_bytes)
+        except OSError as e:  # RLIMIT_MEMLOCK (EPERM/ENOMEM) or no memory: the row goes on without a probe
+            skipped = f"probe not set up: {e.strerror or e}"
+    # parent sets the limit (leaving room for the probe's fault-in too), or kills
+    ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes),
+             probe_fault_bytes=probe.absent_bytes if probe else 0, probe_skipped=skipped)
     if not replay:
         return
     rest = vma_bytes - populated_bytes
@@ -91,12 +199,21 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
     # would mlock each new page and munlock it again, work the old exit did not do.
     reported0 = procfs.host_reported_kib()
-    ru0 = libc.getrusage()
+    if probe:
+        probe.munlock(0)
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
-    t1 = time.monotonic_ns()
+    munlock_ns = time.monotonic_ns() - t0
+    if probe:
+        probe.munlock(1)
+    if probe:  # cold pages, taken just before the replay's; kept mapped so the replay cannot reuse them warm
+        with contextlib.suppress(OSError):
+            probe.fault(fault_method)
+        ctx.send("probed", **probe.report())  # before the replay's fault-in, which an OOM kill may end
     err = None
     method = fault_method
+    ru0 = libc.getrusage()
+    t1 = time.monotonic_ns()
     try:
         method = populate(addr + populated_bytes, rest, fault_method)
     except OSError as e:
@@ -106,21 +223,26 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     ctx.sync("faulted", fault_ns=t2 - t1, fault_errno=errno_name(err), fault_method=method,
              minflt=ru1.ru_minflt - ru0.ru_minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)
+    if probe:
+        probe.munmap(0)
     t3 = time.monotonic_ns()
     libc.munmap(addr, vma_bytes)
     t4 = time.monotonic_ns()
+    if probe:
+        probe.munmap(1)
     reported1 = procfs.host_reported_kib()
-    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=t1 - t0, munmap_ns=t4 - t3,
-             host_reported_kib=None if reported0 is None or reported1 is None else reported1 - reported0)
+    ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=munlock_ns, munmap_ns=t4 - t3,
+             host_reported_kib=None if reported0 is None or reported1 is None else reported1 - reported0,
+             **(probe.report() if probe else {}))
 
 
 def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,
-              group: cgroup.MemoryCgroup | None, row: dict, tr=None) -> Child:
+              group: cgroup.MemoryCgroup | None, row: dict, tr=None, probe_bytes: int = 0) -> Child:
     """Start a child and bring it to the cut-short state; counters before and at the cut go in row;
     the tracer, if given, watches the child from the start."""
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
-                                  settle_s=params.settle_s if replay else 0.0))
+                                  settle_s=params.settle_s if replay else 0.0, probe_bytes=probe_bytes))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -131,6 +253,9 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
     msg = c.expect("cut")
     row.update(counters("cut", c.pid))
     row["populated_bytes"] = msg["populated_bytes"]
+    row["probe_fault_bytes"] = msg.get("probe_fault_bytes", 0)
+    if msg.get("probe_skipped"):
+        row["probe_skipped"] = msg["probe_skipped"]
     return c
 
 
@@ -150,7 +275,18 @@ def modern_exit(vma: int, populated: int, params: ReplayParams) -> dict:
     return out
 
 
-def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> dict:
+def probe_columns(report: dict) -> dict:
+    """The probe's per-page costs (ns per page) from the child's report; a part not measured is absent."""
+    out = {}
+    for op in ("munlock", "fault", "munmap"):
+        pages = report.get(f"probe_{op}_pages") or 0
+        if pages > 0:
+            out[f"probe_{op}_ns_per_page"] = report[f"probe_{op}_ns"] / pages
+            out[f"probe_{op}_pages"] = pages
+    return out
+
+
+def replay_one(vma: int, populated: int, setting: str, params: ReplayParams, probe_bytes: int = 0) -> dict:
     """One child: cut short, replay the pre-patch exit, record what it met; the row's measurements."""
     row: dict = {"setting": setting, "outcome": "ok"}
     with contextlib.ExitStack() as stack:
@@ -160,14 +296,22 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             group = stack.enter_context(cgroup.memory_cgroup())
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
-        c = cut_child(stack, vma, populated, params, True, group, row, tr)
+        c = cut_child(stack, vma, populated, params, True, group, row, tr, probe_bytes)
         if group is not None:
-            limit = group.usage_bytes() + int((vma - populated) * params.headroom_fraction)
+            # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
+            # gets room of its own, so the replay meets the limit where it would without a probe
+            limit = (group.usage_bytes() + int((vma - populated) * params.headroom_fraction)
+                     + row["probe_fault_bytes"])
             group.set_limit(limit)
             row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
         c.reply()
         msg = c.expect("replaying")
         t_start, method = msg["t_ns"] / 1e9, msg["fault_method"]
+        if row["probe_fault_bytes"]:
+            msg, _ = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
+            if msg.get("event") != "probed":
+                raise ChildError(f"{NAME}: expected 'probed', got {msg}")
+            row.update(probe_columns(msg))
         try:
             msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
         except ChildDied as e:  # the group's OOM killer took the replaying child
@@ -196,6 +340,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         row.update(counters("after"))
         row.update(present_after_fault_bytes=msg["present_after_fault_bytes"], munlock_s=msg["munlock_ns"] / 1e9,
                    munmap_s=msg["munmap_ns"] / 1e9, host_reported_kib=msg["host_reported_kib"])
+        row.update(probe_columns(msg))
         row["replay_s"] = row["fault_s"] + row["munlock_s"] + row["munmap_s"]
         c.reply()
         c.expect("done")
@@ -231,7 +376,11 @@ def run(params: ReplayParams, progress: bool = True):
             for seq, (setting, vma) in enumerate(ordered):
                 populated = int(vma * params.populated_fraction) // PAGE_BYTES * PAGE_BYTES
                 twin = modern_exit(vma, populated, params) if params.modern_exit else {}
-                m = replay_one(vma, populated, setting, params)
+                probe, probe_skipped = probe_plan(params.probe_bytes, vma, params.populated_fraction, b.rlimit_bytes)
+                m = replay_one(vma, populated, setting, params, probe)
+                if probe_skipped and "probe_skipped" not in m:
+                    m["probe_skipped"] = probe_skipped
+                m["probe_bytes"] = 0 if m.get("probe_skipped") else probe
                 unreached = (vma - m["populated_bytes"]) // PAGE_BYTES
                 faulted = max(0, m.get("present_after_fault_bytes", m["populated_bytes"]) - m["populated_bytes"])
                 rows.append({"experiment": NAME, "method": "replay", "vma_bytes": vma, "vma_pages": vma // PAGE_BYTES,
@@ -239,12 +388,15 @@ def run(params: ReplayParams, progress: bool = True):
                              "settle_s": params.settle_s, "headroom_fraction": params.headroom_fraction,
                              **m, "unreached_pages": unreached,
                              "pages_faulted": faulted // PAGE_BYTES if "present_after_fault_bytes" in m else float("nan"),
-                             "bytes_allocated": (m["rss_faulted_bytes"] - m["rss_cut_bytes"]) if "rss_faulted_bytes" in m else float("nan"),
+                             # less the probe's fault-in, which ran in the same window
+                             "bytes_allocated": (m["rss_faulted_bytes"] - m["rss_cut_bytes"]
+                                                 - m.get("probe_fault_pages", 0) * PAGE_BYTES) if "rss_faulted_bytes" in m else float("nan"),
                              "fault_ns_per_page": m["fault_s"] * 1e9 / (faulted // PAGE_BYTES) if faulted and "fault_s" in m else float("nan"),
                              **twin, **fitted.columns()})
                 bar.update()
     df = pd.DataFrame(rows)
-    for col in ("fault_s", "munlock_s", "munmap_s", "term_signal"):
+    for col in ("fault_s", "munlock_s", "munmap_s", "term_signal", "probe_fault_ns_per_page", "probe_munlock_ns_per_page",
+                "probe_munmap_ns_per_page", "probe_skipped"):
         if col not in df and len(df):
             df[col] = float("nan")
     if len(df):

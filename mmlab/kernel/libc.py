@@ -63,6 +63,7 @@ def _declare(name: str, restype, argtypes) -> Callable:
 
 _mmap = _declare("mmap", c_void_p, [c_void_p, c_size_t, c_int, c_int, c_int, _off_t])
 _munmap = _declare("munmap", c_int, [c_void_p, c_size_t])
+_mprotect = _declare("mprotect", c_int, [c_void_p, c_size_t, c_int])
 _mlock = _declare("mlock", c_int, [c_void_p, c_size_t])
 _munlock = _declare("munlock", c_int, [c_void_p, c_size_t])
 _mlockall = _declare("mlockall", c_int, [c_int])
@@ -101,6 +102,10 @@ def mmap(length: int, prot: int = PROT_READ | PROT_WRITE, flags: int = MAP_PRIVA
 
 def munmap(addr: int, length: int) -> None:
     _check("munmap", _munmap, addr, length)
+
+
+def mprotect(addr: int, length: int, prot: int) -> None:
+    _check("mprotect", _mprotect, addr, length, prot)
 
 
 def mlock(addr: int, length: int) -> None:

@@ -137,6 +137,23 @@ def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
                        "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
 
 
+# a row's in-process probe (same child, next to the timed work) -> the profile cost it prices
+PROBE_COSTS = {"probe_fault_ns_per_page": "fault_zero_ns", "probe_munlock_ns_per_page": "munlock_present_ns",
+               "probe_munmap_ns_per_page": "zap_present_ns", "probe_munmap_locked_ns_per_page": "zap_locked_ns"}
+
+
+def row_costs(r: pd.Series) -> dict[str, float]:
+    """The per-page costs (ns) a row measured on its own probe, under profile cost keys; columns absent,
+    NaN or not positive are left out. This guest's per-page costs switch mode between processes, and a
+    probe in the same process, allocated with the timed work, follows that mode."""
+    out = {}
+    for col, key in PROBE_COSTS.items():
+        v = r.get(col)
+        if v is not None and pd.notna(v) and math.isfinite(float(v)) and float(v) > 0:
+            out[key] = float(v)
+    return out
+
+
 REPLAY_PARTS = ("munlock_s", "fault_s", "munmap_s")  # the replay's timed parts, in the order it runs them
 
 
