@@ -143,6 +143,21 @@ def file_pages(mem: Memory, limit: int, dirty_before: int, dirtied: int, read_in
     return FilePages(throttled, free, max(0, read_in) - free)
 
 
+def cache_file(mem: Memory, cached: int, locked: int = 0) -> Memory:
+    """`mem` once a file's `cached` pages are in the page cache (they displace free memory, then other clean
+    page cache, and are clean page cache themselves) and `locked` of them mlocked in place (unevictable)."""
+    cached = min(max(0, cached), mem.free + mem.page_cache)
+    from_free = min(mem.free, cached)
+    page_cache = mem.page_cache - (cached - from_free) + cached - min(max(0, locked), cached)
+    return dataclasses.replace(mem, free=mem.free - from_free, page_cache=page_cache)
+
+
+def read_past_cache(cached: int, present: int, faulted: int) -> int:
+    """Of `faulted` absent file pages, those past the `cached` pages the page cache holds (taken to hold the
+    `present` ones first): read from disk at their fault."""
+    return max(0, faulted - max(0, cached - present))
+
+
 def populate(mem: Memory, pages: int) -> Supply:
     """mlock() populating `pages`: the new pages are mlocked (unevictable), so only other tasks'
     anonymous pages can make room by going to swap."""

@@ -113,20 +113,24 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     read_ns = 0.0 if anon else profile["file_read_ns"]
     # pages mlock brings into memory: anonymous, COW copies, file pages read in; a cached page is there already
     allocates = anon or (writable and not shared) or page_cache == "cold"
+    base = mem if anon else memory.cache_file(mem, cached)  # cold: cached is 0
     dirty_limit = memory.dirty_limit(free_bytes)
     dirties = shared and writable and era.facts["file_gup"].value == "VM_WRITE"  # mlock's write-GUP (to 2.6.37)
     outcome = memory.EXITED
-    if populated_pages is None:  # killed after kill_after_s: populated as far as mlock got by then
-        populated_pages, mlock_s, oom = populated_after(profile, mem if allocates else _unbounded(), vma_pages,
+    timed = populated_pages is None
+    if timed:  # killed after kill_after_s: populated as far as mlock got by then
+        populated_pages, mlock_s, oom = populated_after(profile, base if allocates else _unbounded(), vma_pages,
                                                         kill_after_s, per_page_ns + (0.0 if cached else read_ns))
-        supply = memory.populate(mem, populated_pages)
         outcome = memory.OOM_DURING_MLOCK if oom else outcome
-    else:
-        supply = memory.populate(mem, populated_pages)  # every page mlock populated is mlocked: unevictable
-        mlock_read = max(0, populated_pages - cached)
+    # every page mlock populated is mlocked (unevictable): new pages taken from memory, cached ones locked in place
+    new_pages = populated_pages if allocates else max(0, populated_pages - cached)
+    if not allocates:
+        base = memory.cache_file(mem, cached, locked=populated_pages)
+    supply = memory.populate(base, new_pages)
+    if not timed:
         throttled = max(0, populated_pages - dirty_limit) if dirties else 0  # balance_dirty_pages: mlock writes back
-        mlock_s = (populated_pages * per_page_ns + mlock_read * read_ns + throttled * profile["writeback_ns"]) * 1e-9
-        mlock_s += profile.price(supply.counts)[0] if allocates else 0.0
+        mlock_s = (populated_pages * per_page_ns + max(0, populated_pages - cached) * read_ns
+                   + throttled * profile["writeback_ns"]) * 1e-9 + profile.price(supply.counts)[0]
         outcome = memory.OOM_DURING_MLOCK if supply.short else outcome
     mlock_dirtied = populated_pages if dirties else 0
     vma = Vma.prefix(vma_pages, populated_pages, State.LOCKED, anon=anon, writable=writable, shared=shared,
@@ -143,7 +147,7 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
             got = memory.take(supply.left, munlock.allocated)
     # the pass faults the unreached pages in address order: those past the cached part are read in first
     if not anon and page_cache != "cold" and munlock.faulted:
-        extra = max(0, min(populated_pages + munlock.faulted, vma_pages) - max(cached, populated_pages))
+        extra = memory.read_past_cache(cached, populated_pages, munlock.faulted - got.short)
         munlock.counts["file_read_ns"] += extra
         munlock.read_in += extra
     files = memory.file_pages(got.left, dirty_limit, mlock_dirtied, munlock.dirtied, munlock.read_in)
