@@ -4,7 +4,9 @@ Since 4779280d1ea4 (2.6.29) get_user_pages checks fatal_signal_pending per page,
 it got; the VMA stays VM_LOCKED with a populated prefix (kernel-history 1, 2). What the exit then
 costs is the era's exit_mmap (eras.py): 2.6.31 faults in every page mlock never reached, from memory
 that is finite (memory.py): past free memory, clean page cache and swap, the machine is out of memory
-and the row's `outcome` says what the kernel did instead of giving a time.
+and the row's `outcome` says what the kernel did instead of giving a time. On a VM_WRITE VMA those are
+write faults (GUP_FLAGS_WRITE): anonymous pages zeroed, private file pages COWed, shared file pages
+dirtied, and their writeback owed (mm/mlock.c __mlock_vma_pages_range, mm/memory.c __do_fault @ v2.6.31).
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def populated_after(profile: Profile, mem: memory.Memory, vma_pages: int, t_s: f
 
 def _no_time(row: dict) -> dict:
     """An outcome that is not an exit has no exit time: every time column null."""
-    for k in ("exit_s", "kill_to_reap_s", "exit_mm_s"):
+    for k in ("exit_s", "kill_to_reap_s", "exit_mm_s", "exit_writeback_s"):
         for side in ("", "_lo", "_hi"):
             row[k + side] = math.nan
     row["munlock_pass_s"] = math.nan
