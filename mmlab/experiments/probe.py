@@ -14,6 +14,7 @@ it never fails the row.
 from __future__ import annotations
 
 import errno
+import os
 import time
 
 from mmlab.core.units import PAGE_BYTES
@@ -73,10 +74,31 @@ def probe_bytes_field():
                   "model check (0 = no probe)", lo=0, hi=256 << 20)
 
 
+MIN_PROBE_BYTES = 1 << 20  # 256 pages: tens of microseconds, still far above the clock's resolution
+
+
+def room_bytes(probe_bytes: int) -> int:
+    """The largest probe this process may lock now: `probe_bytes` with CAP_IPC_LOCK, else no more than
+    RLIMIT_MEMLOCK leaves above its VmLck (mlock would refuse the rest), in whole pages."""
+    from mmlab.kernel import procfs, safety
+
+    if safety.has_cap_ipc_lock():
+        return probe_bytes
+    soft, _ = safety.memlock_rlimit()
+    locked = procfs.status(os.getpid()).get("VmLck", 0)
+    return max(0, min(probe_bytes, (soft - locked) // PAGE_BYTES * PAGE_BYTES))
+
+
 def run_probe(fn, probe_bytes: int) -> dict:
-    """A probe's row columns: `<fn name>` in ns per page (None when it could not run), `probe_bytes`, and
-    `probe_skipped` with the reason (None when it ran)."""
+    """A probe's row columns: `<fn name>` in ns per page (None when it could not run), `probe_bytes` (the
+    size that ran, shrunk to what RLIMIT_MEMLOCK allows without CAP_IPC_LOCK), and `probe_skipped` with
+    the reason (None when it ran)."""
+    col = f"probe_{fn.__name__}"
     if probe_bytes <= 0:
-        return {f"probe_{fn.__name__}": None, "probe_bytes": 0, "probe_skipped": "probe_bytes is 0"}
-    ns, why = fn(probe_bytes)
-    return {f"probe_{fn.__name__}": ns, "probe_bytes": probe_bytes, "probe_skipped": why}
+        return {col: None, "probe_bytes": 0, "probe_skipped": "probe_bytes is 0"}
+    size = room_bytes(probe_bytes)
+    if size < min(probe_bytes, MIN_PROBE_BYTES):
+        return {col: None, "probe_bytes": 0,
+                "probe_skipped": f"RLIMIT_MEMLOCK leaves {size >> 10} KiB to lock, under the probe's 1 MiB minimum"}
+    ns, why = fn(size)
+    return {col: ns, "probe_bytes": size if ns is not None else 0, "probe_skipped": why}
