@@ -81,8 +81,9 @@ class GupFaultMunlock:
     anonymous VMA gets ZERO_PAGE from follow_page (FOLL_ANON): no fault, no allocation. A file page not in
     the page cache (`vma.cached` False) is read from disk first (`file_read_ns`). Present pages of a shared
     VMA were dirtied by mlock's own write-GUP: their ptes are writable, follow_page(FOLL_WRITE) returns them
-    without a fault (writeback since mlock, which write-protects them, is not modelled here: the exit
-    follows the kill at once)."""
+    without a fault. Not modelled: pages the flusher wrote back while mlock ran (clear_page_dirty_for_io ->
+    page_mkclean write-protects them) are write-faulted and dirtied again, so for a shared VMA populated past
+    the background dirty threshold this pass is a lower bound."""
 
     batch_pages: int = GUP_BATCH_PAGES
 
