@@ -103,3 +103,14 @@ def test_cli_json_rows_carry_the_contract_columns():
                 "sys_unevictable_before_bytes", "sys_unevictable_after_bytes", "method"):
         assert col in rows[0], col
     assert rows[0]["vma_bytes"] == 64 * GiB and rows[0]["populated_bytes"] >= 16 * MiB and rows[0]["kill_to_reap_s"] > 0
+
+
+def test_probe_prices_the_exits_per_page_work(result):
+    """Each child's probe (munmap() of a separate locked VMA, just before its mlock) ran, and at 128 MiB
+    populated its per-page cost times the populated pages accounts for the exit within 3x: munmap of
+    locked pages is the work exit_mmap does per present page."""
+    d = measured(result[0])
+    assert d["probe_skipped"].isna().all() and (d["probe_munmap_locked_ns_per_page"] > 0).all()
+    big = d[d["target_populated_bytes"] == 128 * MiB]
+    ratio = big["populated_pages"] * big["probe_munmap_locked_ns_per_page"] * 1e-9 / big["kill_to_reap_s"]
+    assert ratio.between(1 / 3, 3).all(), ratio.tolist()

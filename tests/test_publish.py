@@ -67,3 +67,16 @@ def test_readable_table_has_units_and_no_pids_or_empty_rows():
     out = readable(rows)
     assert list(out.columns) == ["VMA", "kill to reap"]
     assert out.to_dict("list") == {"VMA": ["64 MiB", "256 MiB"], "kill to reap": ["12.3 ms", "45.6 ms"]}
+
+
+def test_set_up_cells_that_show_nothing_fold_into_one_block():
+    """Three code cells without output before the first result become one folded block holding all three
+    sources; a cell with output, and the cell after it, stay apart."""
+    nb = nbformat.v4.new_notebook()
+    quiet = [nbformat.v4.new_code_cell(src) for src in ("a = 1", "b = 2", "c = 3")]
+    shown = nbformat.v4.new_code_cell("print(a)")
+    shown.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), *quiet, shown, nbformat.v4.new_code_cell("d = 4")]
+    nb, _ = reader_view.ReaderView().preprocess(nb, {})
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code", "code"]
+    assert nb.cells[1].source == "a = 1\n\nb = 2\n\nc = 3" and nb.cells[2].source == "print(a)"

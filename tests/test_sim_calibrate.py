@@ -170,3 +170,20 @@ def test_a_profile_saved_before_the_zap_was_split_keeps_its_modern_exit_per_page
     assert old["zap_munlock_ns"] == old["munlock_present_ns"]
     per = (sigkill.run(LATEST, old, 1 << 18, 1 << 16)["exit_s"] - old["exit_base_s"]) / (1 << 16) * 1e9
     assert per == pytest.approx(old["zap_present_ns"] + old["munlock_present_ns"])
+
+
+def test_file_costs_come_from_the_file_mapping_rows():
+    """A shared write fault, a writeback and a disk read per page are fitted from file-mapping rows: the
+    warm shared populate_write, the writeback, and cold populate_read less warm."""
+    rows = []
+    for rep in range(4):
+        for cache, read_ns in (("cold", 4000.0), ("warm", 300.0)):
+            base = {"experiment": "file-mapping", "method": "real", "warmup": rep == 0, "filesystem": "disk",
+                    "mapping": "shared", "page_cache": cache}
+            rows += [{**base, "operation": "populate_read", "ns_per_page": read_ns},
+                     {**base, "operation": "populate_write", "ns_per_page": 1500.0 if cache == "warm" else 5000.0},
+                     {**base, "operation": "writeback", "ns_per_page": 2500.0}]
+    prof = calibrate_from_runs(pd.DataFrame(rows), prior=desktop_2009())
+    assert prof["file_write_fault_ns"] == pytest.approx(1500.0)
+    assert prof["writeback_ns"] == pytest.approx(2500.0)
+    assert prof["file_read_ns"] == pytest.approx(3700.0)

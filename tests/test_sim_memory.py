@@ -114,3 +114,21 @@ def test_host_memory_counts_only_clean_file_pages_as_page_cache():
     m = memory_from_meminfo(mi, 64 << 20)
     assert m["page_cache_bytes"] == 2 * GIB - (256 << 20) and m["other_anon_bytes"] == 512 << 20
     assert m["swap_bytes"] == 0 and m["free_bytes"] == 5 * GIB
+
+
+def test_a_dirtier_writes_back_only_what_passes_the_dirty_limit():
+    """balance_dirty_pages: of 300 pages dirtied on top of 50 already dirty, with a limit of 200, the
+    dirtier writes back the 150 past the limit itself; with 250 already dirty, all 300."""
+    mem = memory.Memory(free=1000, page_cache=0, other_anon=0, swap=0)
+    assert memory.file_pages(mem, 200, 50, 300, 0).throttled == 150
+    assert memory.file_pages(mem, 200, 250, 300, 0).throttled == 300
+
+
+def test_a_cached_file_is_clean_page_cache_until_mlock_locks_it():
+    """A warm file's pages take free memory first and are reclaimable page cache; mlocked ones are not."""
+    mem = memory.Memory(free=100, page_cache=50, other_anon=0, swap=0)
+    cached = memory.cache_file(mem, 120)
+    assert (cached.free, cached.page_cache) == (0, 150)
+    locked = memory.cache_file(mem, 120, locked=40)
+    assert (locked.free, locked.page_cache) == (0, 110)
+    assert memory.lockable(locked) == 110  # the 40 locked pages can no longer make room

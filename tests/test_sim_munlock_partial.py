@@ -27,3 +27,15 @@ def test_strided_layout_costs_pte_walks_on_518():
     a = S.run({"kernel": "6.18", "populated_fraction": 0.25, "layout": "strided"}).iloc[0]
     b = S.run({"kernel": "6.18", "populated_fraction": 0.25, "layout": "prefix"}).iloc[0]
     assert a.populated_bytes == b.populated_bytes and a.munlock_s > b.munlock_s
+
+
+def test_2631_munlock_dirties_the_absent_half_of_a_shared_writable_file():
+    """munlock() of a shared writable file range write-faults its absent pages: dirtied, nothing allocated."""
+    r = S.run({"kernel": "2.6.31", "vma_bytes": "1GiB", "populated_fraction": 0.5, "mapping": "file-shared"}).iloc[0]
+    assert r.pages_dirtied == r.pages_faulted == (1 << 29) // 4096 and r.bytes_allocated == 0 and r.writeback_s > 0
+
+
+def test_2632_munlock_of_a_shared_writable_file_dirties_nothing():
+    """follow_page munlock: no fault, so nothing dirtied and no writeback owed."""
+    r = S.run({"kernel": "2.6.32", "vma_bytes": "1GiB", "populated_fraction": 0.5, "mapping": "file-shared"}).iloc[0]
+    assert r.pages_dirtied == r.pages_faulted == 0 and r.writeback_s == 0

@@ -112,3 +112,77 @@ def test_later_eras_never_reach_the_limit_at_exit(kernel):
     """2.6.32+ allocate nothing at exit, so a limit never stops them and no OOM kill is priced."""
     r = _exit_at_limit(kernel, True)
     assert r["exit_pages_faulted"] == 0 and r["exit_oom_kills"] == 0
+
+
+# --- file mappings: 2.6.31's exit munlock write-GUP on VM_WRITE (mm/mlock.c __mlock_vma_pages_range @ v2.6.31)
+def _file_per_unreached_page_s(kernel, **values):
+    small = row(kernel=kernel, vma_bytes="1GiB", populated_bytes="256MiB", **values)
+    big = row(kernel=kernel, vma_bytes="2GiB", populated_bytes="256MiB", **values)
+    return (big.exit_s - small.exit_s) / (big.unreached_pages - small.unreached_pages)
+
+
+def test_2631_exit_dirties_every_unreached_page_of_a_shared_writable_file():
+    """__do_fault with FAULT_FLAG_WRITE on a VM_SHARED VMA dirties the page: every unreached page is dirtied
+    at exit and its writeback is owed (writeback_ns each)."""
+    from mmlab.sim.profile import reference
+
+    r = row(kernel="2.6.31", mapping="file-shared", vma_bytes="1GiB", populated_bytes="256MiB")
+    assert r.exit_pages_dirtied == r.exit_pages_faulted == 196608 and r.exit_bytes_allocated == 0
+    assert r.exit_writeback_s == pytest.approx(196608 * reference()["writeback_ns"] * 1e-9)
+
+
+def test_2631_shared_writable_file_exit_costs_more_per_unreached_page_than_a_read_only_one():
+    """Write fault (page_mkwrite, set_page_dirty) against a read fault of the same cached page."""
+    rw = _file_per_unreached_page_s("2.6.31", mapping="file-shared")
+    ro = _file_per_unreached_page_s("2.6.31", mapping="file-shared", writable=False)
+    assert rw > 2 * ro > 0
+    assert row(kernel="2.6.31", mapping="file-shared", writable=False).exit_pages_dirtied == 0
+
+
+def test_2631_shared_file_exit_past_the_dirty_limit_writes_back_in_its_own_time():
+    """balance_dirty_pages throttles the dirtier: with 1 GiB free (dirty limit ~205 MiB), the exit of a 2 GiB
+    shared VMA writes back every page past the limit itself, so its time grows by their writeback."""
+    from mmlab.sim.profile import reference
+
+    few = row(kernel="2.6.31", mapping="file-shared", vma_bytes="2GiB", populated_bytes="256MiB")
+    tight = row(kernel="2.6.31", mapping="file-shared", vma_bytes="2GiB", populated_bytes="256MiB", free_bytes="1GiB")
+    assert few.exit_pages_throttled == 0 and tight.exit_pages_throttled > 0.8 * tight.exit_pages_dirtied
+    extra = tight.exit_pages_throttled * reference()["writeback_ns"] * 1e-9
+    assert tight.exit_s - few.exit_s >= extra
+
+
+def test_2631_cold_page_cache_reads_each_unreached_file_page_first():
+    """filemap_fault reads an absent page in before the write fault: cold costs a disk read per page."""
+    from mmlab.sim.profile import reference
+
+    warm = row(kernel="2.6.31", mapping="file-shared", page_cache="warm")
+    cold = row(kernel="2.6.31", mapping="file-shared", page_cache="cold")
+    assert warm.exit_pages_read == 0 and cold.exit_pages_read == cold.exit_pages_faulted
+    assert cold.exit_s - warm.exit_s == pytest.approx(cold.exit_pages_read * reference()["file_read_ns"] * 1e-9)
+
+
+def test_shared_file_exit_past_memory_reads_in_but_never_runs_out():
+    """A 64 GiB shared file cannot be all cached on a 24 GiB machine: the exit reads the rest from disk,
+    reclaiming clean page cache, and still exits (file pages are not anonymous memory)."""
+    r = row(kernel="2.6.31", mapping="file-shared", vma_bytes="64GiB", populated_bytes="256MiB")
+    assert r.outcome == "exited" and r.exit_pages_read > 0 and r.exit_pages_reclaimed > 0
+
+
+def test_2631_private_writable_file_exit_cows_into_anonymous_memory():
+    """!VM_SHARED write fault: a new anonymous page per unreached page, copied from the page cache."""
+    r = row(kernel="2.6.31", mapping="file-private", vma_bytes="1GiB", populated_bytes="256MiB")
+    assert r.exit_bytes_allocated == 768 << 20 and r.exit_pages_dirtied == 0
+
+
+@pytest.mark.parametrize("kernel", ["2.6.32", "3.12", "6.18"])
+def test_later_eras_fault_nothing_of_a_shared_writable_file_at_exit(kernel):
+    """follow_page (2.6.32+) and the 5.18+ zap fault nothing: no page dirtied, nothing read, no writeback."""
+    r = row(kernel=kernel, mapping="file-shared", vma_bytes="1GiB", populated_bytes="256MiB", page_cache="cold")
+    assert (r.exit_pages_faulted, r.exit_pages_dirtied, r.exit_pages_read, r.exit_writeback_s) == (0, 0, 0, 0)
+
+
+def test_2631_mlock_dirties_a_shared_writable_file_and_2638_only_reads_it():
+    """mlock write-GUPs every VM_WRITE VMA until 5ecfda041e4b (2.6.38): the write fault costs more than the read."""
+    old = row(kernel="2.6.31", mapping="file-shared").mlock_s
+    new = row(kernel="2.6.38", mapping="file-shared").mlock_s
+    assert old > 2 * new

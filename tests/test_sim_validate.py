@@ -1,5 +1,6 @@
 """Validation tables: sim/real ratios, and Wakabayashi's published times beside the simulated ones."""
 import pandas as pd
+import pytest
 
 from mmlab.sim import sigkill
 from mmlab.sim.eras import LATEST
@@ -132,3 +133,35 @@ def test_row_costs_price_a_row_at_its_own_probe():
     assert row_costs(pd.Series({"probe_munmap_locked_ns_per_page": 570.0})) == {"zap_locked_ns": 570.0}
     assert row_costs(pd.Series({"fault_ns_per_page": 1500.0})) == {}
     assert set(row_costs(full)) <= set(reference().costs) | {"zap_locked_ns"}
+
+
+def test_paired_pricing_follows_each_rows_probe():
+    """Rows whose munlock() took pages x their own probe's per-page cost (the host ran 1.0x, then 1.5x the
+    profile's speed): priced with the profile alone the point is off; priced at each row's probe it is 1."""
+    from mmlab.sim.validate import latest_munlock_partial
+
+    prof = reference()
+    base = prof["munlock_present_ns"]
+    rows = []
+    for i, per in enumerate((base, 1.5 * base, 1.5 * base)):
+        pages = (32 << 20) // 4096
+        t = prof["munlock_call_s"] + pages * per * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
+        rows.append({"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": 32 << 20,
+                     "target_populated_fraction": 0.5, "variant": "onfault", "munlock_s": t, "munlock_null_s": 2e-6,
+                     "probe_munlock_ns_per_page": per, "repeat": i})
+    df = pd.DataFrame(rows)
+    plain, paired = latest_munlock_partial(df, prof), latest_munlock_partial(df, prof, paired=True)
+    assert plain.ratio.iloc[0] < 0.75
+    assert abs(paired.ratio.iloc[0] - 1) < 0.01 and paired.pricing.iloc[0] == "paired" and paired.n_probed.iloc[0] == 3
+
+
+def test_probe_of_munmap_of_locked_pages_prices_the_whole_per_page_exit():
+    """A probe of munmap() of locked pages measures zap + munlock-while-zapping together: the paired
+    profile's two costs sum to it, and a row without probes keeps the profile's costs."""
+    from mmlab.sim.validate import priced_at_row
+
+    prof = reference()
+    p = priced_at_row(prof, pd.Series({"probe_munmap_locked_ns_per_page": 600.0}))
+    assert abs(p["zap_present_ns"] + p["zap_munlock_ns"] - 600.0) < 1e-9
+    assert p["zap_present_ns"] / p["zap_munlock_ns"] == pytest.approx(prof["zap_present_ns"] / prof["zap_munlock_ns"])
+    assert priced_at_row(prof, pd.Series({"probe_munlock_ns_per_page": float("nan")})) is prof

@@ -14,6 +14,10 @@ Then munlock() of the whole VMA is timed, right after a few zero-length munlock(
 and warm the syscall path (the last one's time is kept as `munlock_null_s`, the harness floor). 2.6.31
 faulted in every absent page here; 5.18+ walks only populated page tables (34b6792380ce), so the cost
 should follow the populated pages (kernel-history 2, 5).
+
+Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
+VMA timed in the same child just before (probe.py), the per-page price at that moment, with which the
+model check prices the row.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
+from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildError
 
@@ -43,6 +48,7 @@ class MunlockPartialParams(RealParams):
     populated_fractions: tuple = p.reals([0.0, 0.1, 0.25, 0.5, 1.0], "fractions of the VMA populated before munlock()", 0.0, 1.0)
     variants: tuple = p.choices(list(VARIANTS), VARIANTS,
                                 "onfault (mlock2 MLOCK_ONFAULT then populate) | cgroup-limit (mlock stopped by a v1 memory cgroup limit)")
+    probe_bytes: int = probe_bytes_field()
 
 
 NULL_CALLS = 8  # zero-length munlock() calls just before the timed one
@@ -60,8 +66,9 @@ def warm_munlock_path(addr: int) -> int:
     return ns
 
 
-def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str) -> None:
-    """Runs in the child: reach the partly populated VM_LOCKED state, report it, time munlock()."""
+def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_bytes: int = 0) -> None:
+    """Runs in the child: reach the partly populated VM_LOCKED state, report it, probe munlock()'s per-page
+    cost on a separate fully populated VMA (after any group limit is lifted), then time munlock()."""
     addr = map_anon(vma_bytes)
     resident_bytes(addr, vma_bytes)  # grows the heap for the count after munlock, so that count adds no RSS
     ctx.sync("mapped")  # the parent moves a cgroup-limit child into its group now
@@ -80,6 +87,7 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str) -> None:
     t1 = time.monotonic_ns()
     ctx.sync("stopped", lock_ns=t1 - t0, lock_errno=errno_name(err))  # parent lifts the limit before replying
     ctx.sync("populated")  # the parent reads /proc now
+    probe = run_probe(munlock_ns_per_page, probe_bytes)
     null_ns = warm_munlock_path(addr)
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
@@ -88,7 +96,7 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str) -> None:
     # before the timed call tripled munlock() of an untouched 512 MiB range (3 us -> 8 us, cache pollution).
     present = resident_bytes(addr, vma_bytes)
     ctx.sync("unlocked", munlock_ns=t1 - t0, munlock_null_ns=null_ns, populated_bytes=present,
-             resident_after_bytes=present)
+             resident_after_bytes=present, **probe)
     libc.munmap(addr, vma_bytes)
 
 
@@ -105,7 +113,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
             group.set_limit(target + CGROUP_SLACK_BYTES)
             row.update(cgroup_limit_bytes=target + CGROUP_SLACK_BYTES, cgroup_version=group.version)
         c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes,
-                                      populate_bytes=target, variant=variant))
+                                      populate_bytes=target, variant=variant,
+                                      probe_bytes=params.probe_bytes))
         c.expect("mapped")
         if group is not None:
             group.add(c.pid)
@@ -126,7 +135,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
         row.update(counters("after", c.pid))
         row.update(munlock_ns=msg["munlock_ns"], munlock_null_s=msg["munlock_null_ns"] / 1e9,
                    populated_bytes=msg["populated_bytes"],
-                   resident_after_munlock_bytes=msg["resident_after_bytes"])
+                   resident_after_munlock_bytes=msg["resident_after_bytes"],
+                   **{k: msg[k] for k in ("probe_munlock_ns_per_page", "probe_bytes", "probe_skipped")})
         c.reply()
         c.expect("done")
     return row

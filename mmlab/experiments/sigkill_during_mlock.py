@@ -6,7 +6,9 @@ when mlock has populated `populated_bytes` (or after `kill_after_s`), then times
 pidfd. Since 4779280d1ea4 mlock's get_user_pages stops on the fatal signal; what the exit then costs is
 the question of the 2009 thread: 2.6.31 faulted in every page mlock never reached, a patched kernel
 pays only for the populated pages (kernel-history 1, 5), so at the same populated size a 64 GiB VMA and
-a 1 GiB one should exit in the same time. VMA sizes are interleaved within each repetition because
+a 1 GiB one should exit in the same time. Just before its mlock() the child times munmap() of a separate
+locked `probe_bytes` VMA (probe.py): the per-page price of the exit's work at that moment, with which the
+model check prices the row. VMA sizes are interleaved within each repetition because
 first-touch cost depends on how recently the memory was freed (MEASURING.md).
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
+from mmlab.experiments.probe import munmap_locked_ns_per_page, probe_bytes_field, run_probe
 from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child
@@ -37,6 +40,7 @@ class SigkillParams(RealParams):
     kill_after_s: float = p.seconds(30.0, "kill anyway this long after mlock() starts (a backstop)", 0.0, 600.0)
     use_cgroup: bool = p.flag(True, "run the child in a memory cgroup limited a little above the kill target, if one can be made")
     trace: bool = trace_field()
+    probe_bytes: int = probe_bytes_field()
 
     def check(self) -> None:
         if max(self.populated_bytes) > min(self.vma_bytes):
@@ -44,11 +48,13 @@ class SigkillParams(RealParams):
                                f"at most the smallest vma_bytes ({format_bytes(min(self.vma_bytes))})", "exceeds a VMA")
 
 
-def child_main(ctx, vma_bytes: int) -> None:
-    """Runs in the child: map, report, then mlock the whole VMA (the parent kills it part-way)."""
+def child_main(ctx, vma_bytes: int, probe_bytes: int = 0) -> None:
+    """Runs in the child: map, report, probe munmap() of a locked VMA (the exit's per-page work), then
+    mlock the whole VMA (the parent kills it part-way)."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")
-    ctx.send("locking", t_ns=time.monotonic_ns())
+    probe = run_probe(munmap_locked_ns_per_page, probe_bytes)
+    ctx.send("locking", t_ns=time.monotonic_ns(), **probe)
     libc.mlock(addr, vma_bytes)
     ctx.sync("locked", t_ns=time.monotonic_ns())  # only reached if mlock finished before the kill
 
@@ -64,7 +70,8 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         if h is not None:
             group = stack.enter_context(cgroup.memory_cgroup(target_bytes + CGROUP_SLACK_BYTES))
             row["cgroup_limit_bytes"] = target_bytes + CGROUP_SLACK_BYTES
-        c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes))
+        c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes,
+                                      probe_bytes=params.probe_bytes))
         c.expect("mapped")
         if group is not None:
             group.add(c.pid)
@@ -73,7 +80,9 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         probe = stack.enter_context(RssProbe(c.pid))
         tr.watch([c.pid])
         c.reply()
-        t_start = c.expect("locking")["t_ns"] / 1e9
+        msg = c.expect("locking")
+        t_start = msg["t_ns"] / 1e9
+        row.update({k: msg[k] for k in ("probe_munmap_locked_ns_per_page", "probe_bytes", "probe_skipped")})
         deadline = t_start + params.kill_after_s
         target = base + target_bytes
         polls, reason, rss = 0, "time", base

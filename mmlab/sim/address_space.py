@@ -2,7 +2,8 @@
 
 A VMA is a list of runs (start page, page count, state); a state is ABSENT (pte_none, or no page
 table at all), PRESENT, or LOCKED (present and PG_mlocked). The VMA carries what the kernel decides
-on: anonymous or file, VM_WRITE, VM_SHARED, VM_LOCKED. Counting uses run arithmetic only.
+on: anonymous or file, VM_WRITE, VM_SHARED, VM_LOCKED, and for a file whether its pages are in the page
+cache. Counting uses run arithmetic only.
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class Vma(_Counts):
     shared: bool = False
     locked: bool = True  # VM_LOCKED
     runs: tuple[Run, ...] = ()
+    cached: bool = True  # a file VMA's absent pages are in the page cache (warm); False: read from disk at a fault
 
     def __post_init__(self) -> None:
         if not self.runs:
@@ -125,6 +127,7 @@ class Strided(_Counts):
     shared: bool = False
     locked: bool = True
     state: State = State.LOCKED
+    cached: bool = True  # as Vma.cached
 
     def count(self, state: State) -> int:
         n = -(-self.pages // self.every) if self.pages else 0

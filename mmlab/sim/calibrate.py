@@ -11,6 +11,10 @@ What comes from where (column names of the real experiments):
 - sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock while zapping) -> exit_base_s,
   and zap_munlock_ns = that per-page cost less zap_present_ns (runs without munmap timings: zap_present_ns = per-page
   less munlock_present_ns, and zap_munlock_ns = munlock_present_ns);
+- file-mapping (disk unless said): file_fault_ns = populate_read, page cache warm (disk and tmpfs); cow_ns =
+  populate_write of a private mapping, warm (disk and tmpfs); file_write_fault_ns = populate_write of a shared
+  mapping, warm; writeback_ns = writeback (fdatasync of the pages just dirtied); file_read_ns = populate_read
+  cold less warm (what reading the page from disk adds to a fault);
 - munlock-partial, rows populated at most SMALL_FRACTION: munlock_s = munlock_call_s + empty PMD entries
   walked x empty_table_ns + present x munlock (eras.empty_pmds_walked).
 prepatch-replay rows are never fitted: they are what the simulated 2.6.31 exit is validated against.
@@ -162,6 +166,22 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
         put("cow_ns", _cost(warm[(warm["operation"] == "populate_write") & (warm["mapping"] == "private")]["ns_per_page"],
                             "file-mapping populate_write of a private mapping, page cache warm, disk and tmpfs "
                             "(MADV_POPULATE_WRITE: COW of an absent file page into a new anonymous page)"))
+        disk = fr[fr["filesystem"] == "disk"]
+        dwarm = disk[disk["page_cache"] == "warm"]
+        put("file_write_fault_ns", _cost(dwarm[(dwarm["operation"] == "populate_write") & (dwarm["mapping"] == "shared")]
+                                         ["ns_per_page"], "file-mapping populate_write of a shared mapping on disk, page "
+                                         "cache warm (MADV_POPULATE_WRITE: write fault of a cached page, page_mkwrite, "
+                                         "set_page_dirty)"))
+        put("writeback_ns", _cost(disk[disk["operation"] == "writeback"]["ns_per_page"],
+                                  "file-mapping writeback on disk, page cache cold and warm (fdatasync of the pages "
+                                  "populate_write just dirtied)"))
+        reads = disk[disk["operation"] == "populate_read"]
+        cold_read = _cost(reads[reads["page_cache"] == "cold"]["ns_per_page"], "file-mapping populate_read on disk, page "
+                          "cache cold (MADV_POPULATE_READ: read faults that read the file in)")
+        warm_read = _cost(reads[reads["page_cache"] == "warm"]["ns_per_page"], "")
+        if cold_read is not None and warm_read is not None:
+            put("file_read_ns", _less(cold_read, warm_read, "populate_read on disk, page cache warm (the same read "
+                                      "faults of cached pages)"))
 
     mp = _rows(df, "munlock-partial")
     if len(mp):

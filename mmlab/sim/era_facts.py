@@ -37,6 +37,13 @@ FOLLOW = ("408e82b78bcc 'mm: munlock use follow_page' (2.6.32-rc1, Cc: stable; "
            "<Pine.LNX.4.64.0909072227140.15430@sister.anvils>); in stable 2.6.31.3: mm/mlock.c "
            "munlock_vma_pages_range follow_page(FOLL_GET) loop @ 'Linux 2.6.31.3' (GitHub jz47xx/linux-2.6.31.3) "
            "and @ 2.6.31.12 (darion76/linux-sharp-netwalker-2.6.31), GUP_FLAGS_IGNORE_SIGKILL still in mm/internal.h")
+FILE_FAULT = (f"mm/memory.c @ {V2631}: __get_user_pages sets FOLL_WRITE under GUP_FLAGS_WRITE and follow_page() "
+              "returns NULL for an absent pte (and under FOLL_WRITE for a present one without pte_write), so it calls "
+              "handle_mm_fault(FAULT_FLAG_WRITE); __do_fault: !VM_SHARED allocates a page and copy_user_highpage()s "
+              "the page-cache page into it (COW), VM_SHARED calls ->page_mkwrite, maps the pte dirty and "
+              "set_page_dirty_balance() (mm/page-writeback.c: balance_dirty_pages throttles the dirtier past "
+              "vm_dirty_ratio = 20); without GUP_FLAGS_WRITE a file VMA gets no FOLL_ANON (use_zero_page: "
+              "vm_ops->fault is set), so an absent page is read-faulted from the page cache (filemap_fault reads it in)")
 ANON_ALLOC = ("do_anonymous_page allocates and zeroes on read faults from 557ed1fa2620 (2.6.24) until "
                "a13ea5b75964 'mm: reinstate ZERO_PAGE' (2.6.32) <Pine.LNX.4.64.0909072238320.15430@sister.anvils>; "
                "a read-only VMA gets ZERO_PAGE via FOLL_ANON")
@@ -110,8 +117,9 @@ GUP = Fact("gup-write-fault", "__get_user_pages in batches of 16 with IGNORE_SIG
 FOLLOW_PAGE = Fact("follow-page", "follow_page per address; present pages munlocked, nothing faulted", FOLLOW)
 PAGEVEC = Fact("follow-page-pagevec", "follow_page_mask at each hole, pagevec-batched munlock of present ptes", BABKA)
 NO_PASS = Fact("none", "no pass: each present page is munlocked as its pte is zapped (mlock_count)", A213)
-FAULTED = Fact("faulted", "allocated and zeroed (writable anon), COWed (private file), read in (shared file); "
-              "read-only anon: ZERO_PAGE, no allocation", f"{MLOCK_GUP}; {ANON_ALLOC}")
+FAULTED = Fact("faulted", "allocated and zeroed (writable anon), COWed (writable private file), write-faulted and "
+              "dirtied, so written back (writable shared file), read-faulted (read-only file); read-only anon: "
+              "ZERO_PAGE, no allocation", f"{MLOCK_GUP}; {FILE_FAULT}; {ANON_ALLOC}")
 WALKED = Fact("walked", "one page-table walk each (follow_page finds no page), no fault", FOLLOW)
 WALKED_312 = Fact("walked", "one page-table walk each (follow_page_mask at each hole), no fault", BABKA)
 SKIPPED = Fact("skipped", "cost nothing: empty page tables are skipped, pte_none entries stepped over", A213)

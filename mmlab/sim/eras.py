@@ -39,6 +39,8 @@ class Work:
     allocated: int = 0  # of which newly allocated (zeroed or copied) pages
     munlocked: int = 0  # mlocked pages munlocked
     zero_page: int = 0  # addresses answered with ZERO_PAGE (no fault, no allocation)
+    dirtied: int = 0  # shared file pages this pass made dirty (page cache; reclaimable only after writeback)
+    read_in: int = 0  # file pages read from disk into the page cache (page cache cold)
     limit_hit: bool = False  # an allocation failed at a memory cgroup's limit (room_pages ran out)
     never_ends: bool = False  # a fault of this pass never completes (2.6.31-mmotm exit): no time can be given
 
@@ -48,6 +50,8 @@ class Work:
         self.allocated += other.allocated
         self.munlocked += other.munlocked
         self.zero_page += other.zero_page
+        self.dirtied += other.dirtied
+        self.read_in += other.read_in
         self.limit_hit = self.limit_hit or other.limit_hit
         self.never_ends = self.never_ends or other.never_ends
         return self
@@ -70,9 +74,16 @@ def _munlock_present(w: Work, vma: Vma, factor: float) -> None:
 class GupFaultMunlock:
     """2.6.31 munlock (mm/mlock.c __mlock_vma_pages_range @ v2.6.31): __get_user_pages in batches of 16
     with GUP_FLAGS_IGNORE_SIGKILL and, on a VM_WRITE VMA, GUP_FLAGS_WRITE, then lru_add_drain and a page
-    lock per returned page. Every absent page is faulted in for writing: an anonymous private page is
-    allocated and zeroed, a private file page copied (COW), a shared file page faulted from the page cache.
-    A read-only anonymous VMA gets ZERO_PAGE from follow_page (FOLL_ANON): no fault, no allocation."""
+    lock per returned page. Every absent page of a VM_WRITE VMA is faulted for writing (mm/memory.c
+    __do_fault @ v2.6.31): an anonymous private page is allocated and zeroed, a private file page copied
+    (COW), a shared file page write-faulted: page_mkwrite, pte dirty, set_page_dirty, so it is written back
+    later. Without VM_WRITE a file page is read-faulted (no FOLL_ANON for a VMA with ->fault); a read-only
+    anonymous VMA gets ZERO_PAGE from follow_page (FOLL_ANON): no fault, no allocation. A file page not in
+    the page cache (`vma.cached` False) is read from disk first (`file_read_ns`). Present pages of a shared
+    VMA were dirtied by mlock's own write-GUP: their ptes are writable, follow_page(FOLL_WRITE) returns them
+    without a fault. Not modelled: pages the flusher wrote back while mlock ran (clear_page_dirty_for_io ->
+    page_mkclean write-protects them) are write-faulted and dirtied again, so for a shared VMA populated past
+    the background dirty threshold this pass is a lower bound."""
 
     batch_pages: int = GUP_BATCH_PAGES
 
@@ -87,23 +98,27 @@ class GupFaultMunlock:
         if vma.anon and not vma.writable:
             w.counts["walk_absent_ns"] += absent
             w.zero_page += absent
-        elif room_pages is not None and room_pages < absent and (vma.anon or not vma.shared):
-            key = "fault_zero_ns" if vma.anon else "cow_ns"
-            w.counts[key] += room_pages
-            w.faulted += room_pages
-            w.allocated += room_pages
+            return w
+        faulted = absent
+        allocates = vma.anon or (vma.writable and not vma.shared)  # shared file pages are the page cache's
+        if room_pages is not None and room_pages < absent and allocates:
+            faulted = room_pages
             w.limit_hit = True
-        elif vma.anon and not vma.shared:
-            w.counts["fault_zero_ns"] += absent
-            w.faulted += absent
-            w.allocated += absent
+        if vma.anon:
+            w.counts["fault_zero_ns"] += faulted
+            w.allocated += faulted
         elif vma.writable and not vma.shared:
-            w.counts["cow_ns"] += absent  # do_wp_page/do_cow_fault: read the cached page, copy it
-            w.faulted += absent
-            w.allocated += absent
+            w.counts["cow_ns"] += faulted  # __do_fault: the cached page copied into a new anonymous page
+            w.allocated += faulted
+        elif vma.writable:
+            w.counts["file_write_fault_ns"] += faulted  # __do_fault: page_mkwrite, pte dirty, set_page_dirty
+            w.dirtied += faulted
         else:
-            w.counts["file_fault_ns"] += absent  # page cache assumed resident: no allocation
-            w.faulted += absent
+            w.counts["file_fault_ns"] += faulted  # read fault mapping the page-cache page
+        if not vma.anon and not getattr(vma, "cached", True):
+            w.counts["file_read_ns"] += faulted  # filemap_fault reads the page in first
+            w.read_in += faulted
+        w.faulted += faulted
         return w
 
 

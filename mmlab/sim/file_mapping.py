@@ -48,6 +48,7 @@ import pandas as pd
 from mmlab.core import paths
 from mmlab.core.params import ParamError, choice, flag, size
 from mmlab.core.units import PAGE_BYTES
+from mmlab.sim import memory
 from mmlab.sim.eras import era_for
 from mmlab.sim.profile import Cost
 from mmlab.sim.scenario import Scenario, SimParams
@@ -56,7 +57,7 @@ NAME = "file-mapping"
 FILESYSTEMS = ("disk", "tmpfs")
 MAPPINGS = ("private", "shared")
 CACHES = ("cold", "warm")
-DIRTY_RATIO = 0.20  # vm_dirty_ratio = 20 in mm/page-writeback.c@2.6.31.3 and by default on 6.18
+DIRTY_RATIO = memory.DIRTY_RATIO  # vm_dirty_ratio = 20 in mm/page-writeback.c@2.6.31.3 and by default on 6.18
 COSTS_PATH = paths.REFERENCE_DIR / "file-costs-reference.json"
 
 

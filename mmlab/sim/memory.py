@@ -21,6 +21,14 @@ When a pass falls short, the page allocator calls the OOM killer, and what happe
   endlessly", in 2.6.31.3's __alloc_pages_slowpath), the fault returns VM_FAULT_OOM, munlock gives up the
   VMA and the task dies (oom-killed). Where it loops, the TIF_MEMDIE task, still holding its mm, makes
   every later select_bad_process return without a choice: nothing is freed again (hung).
+
+File pages are page cache, not anonymous memory. A shared file page the 2.6.31 write-GUP dirtied
+(mm/memory.c __do_fault @ v2.6.31: set_page_dirty_balance) stays dirty until written back, and only then
+can reclaim drop it; but no allocation waits on that here: balance_dirty_pages (mm/page-writeback.c
+@ v2.6.31) makes the dirtier write back itself once dirty pages pass vm_dirty_ratio = 20 of dirtyable
+memory, so dirty pages never outgrow that limit and the rest of the file's pages stay clean and
+reclaimable. A file page read from disk (page cache cold) takes a free page, then a clean page-cache page
+reclaim drops (the profile's, or the file's own clean ones): it never makes the machine run short.
 """
 from __future__ import annotations
 
@@ -100,6 +108,54 @@ def take(mem: Memory, pages: int, swappable_anon: int | None = None) -> Supply:
     left = dataclasses.replace(mem, free=mem.free - f, page_cache=mem.page_cache - c, swap=mem.swap - s,
                                other_anon=mem.other_anon - min(s, mem.other_anon))
     return Supply(pages, f, c, s, pages - f - c - s, left)
+
+
+# vm_dirty_ratio = 20 (mm/page-writeback.c @ v2.6.31 and 6.18). 2.6.31's determine_dirtyable_memory counts free
+# pages plus every LRU page; the limit here is taken on free memory alone (as file_mapping.py does), which
+# throttles a little early on a machine with much page cache.
+DIRTY_RATIO = 0.20
+
+
+def dirty_limit(free_bytes: int) -> int:
+    """Dirty pages past which balance_dirty_pages throttles a dirtier, on a machine with `free_bytes` free."""
+    return int(DIRTY_RATIO * free_bytes) // PAGE_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePages:
+    """What a pass's file pages cost beside the faults: pages the dirtier wrote back itself because it was
+    throttled, and page-cache pages for reads (from free memory, else reclaimed)."""
+
+    throttled: int
+    read_from_free: int
+    read_reclaimed: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"writeback_ns": self.throttled, "reclaim_ns": self.read_reclaimed}
+
+
+def file_pages(mem: Memory, limit: int, dirty_before: int, dirtied: int, read_in: int) -> FilePages:
+    """`dirtied` shared file pages made dirty on top of `dirty_before` (balance_dirty_pages: each past
+    `limit` is written back by the dirtier), and `read_in` pages read into the page cache from `mem`."""
+    throttled = max(0, dirty_before + dirtied - limit) - max(0, dirty_before - limit)
+    free = min(max(0, read_in), mem.free)
+    return FilePages(throttled, free, max(0, read_in) - free)
+
+
+def cache_file(mem: Memory, cached: int, locked: int = 0) -> Memory:
+    """`mem` once a file's `cached` pages are in the page cache (they displace free memory, then other clean
+    page cache, and are clean page cache themselves) and `locked` of them mlocked in place (unevictable)."""
+    cached = min(max(0, cached), mem.free + mem.page_cache)
+    from_free = min(mem.free, cached)
+    page_cache = mem.page_cache - (cached - from_free) + cached - min(max(0, locked), cached)
+    return dataclasses.replace(mem, free=mem.free - from_free, page_cache=page_cache)
+
+
+def read_past_cache(cached: int, present: int, faulted: int) -> int:
+    """Of `faulted` absent file pages, those past the `cached` pages the page cache holds (taken to hold the
+    `present` ones first): read from disk at their fault."""
+    return max(0, faulted - max(0, cached - present))
 
 
 def populate(mem: Memory, pages: int) -> Supply:

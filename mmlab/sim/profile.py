@@ -22,6 +22,12 @@ OPS: dict[str, tuple[str, str]] = {
     "zero_page_ns": ("ns/page", "read fault mapping the shared ZERO_PAGE (MADV_POPULATE_READ on fresh anon)"),
     "file_fault_ns": ("ns/page", "fault mapping a page-cache page already in memory"),
     "cow_ns": ("ns/page", "copy on write of a private file page at a write fault: the page-cache page copied into a new anonymous page"),
+    "file_write_fault_ns": ("ns/page", "write fault of an absent page of a shared file mapping on a disk filesystem, the page "
+                                       "in the page cache: page_mkwrite, pte made dirty, set_page_dirty (MADV_POPULATE_WRITE)"),
+    "file_read_ns": ("ns/page", "reading an absent file page from disk into the page cache at a fault (page cache cold), "
+                                "on top of the fault itself"),
+    "writeback_ns": ("ns/page", "writing one dirty page of a file on a disk filesystem back (fdatasync), by the flusher "
+                                "or by a dirtier that balance_dirty_pages throttles"),
     "munlock_present_ns": ("ns/page", "munlock of a present mlocked page (munlock() of a populated range)"),
     "walk_absent_ns": ("ns/page", "follow_page of one absent address: a page-table walk finding nothing"),
     "pte_none_ns": ("ns/page", "stepping over one pte_none entry in a pte walk"),
@@ -184,6 +190,11 @@ def desktop_2009() -> Profile:
         "zero_page_ns": Cost(500, 300, 900, "a fault without zeroing: trap + pte, ~0.4-0.6 us on a 2009 core"),
         "file_fault_ns": Cost(600, 300, 1000, "a fault mapping a cached page: like zero_page plus page-cache lookup"),
         "cow_ns": Cost(1800, 1200, 2800, "copy 4 KiB (read+write at ~3 GB/s = 1.3 us) + fault"),
+        "file_write_fault_ns": Cost(800, 500, 1500, "a fault mapping a cached page, plus set_page_dirty and dirty accounting"),
+        "file_read_ns": Cost(60_000, 40_000, 10_000_000, "a 7200 rpm disk: ~70 MB/s sequential with readahead (60 us per "
+                                                         "4 KiB); a random read costs a seek, ~10 ms"),
+        "writeback_ns": Cost(60_000, 40_000, 200_000, "a 7200 rpm disk writing back 4 KiB at ~70 MB/s sequential, 20 MB/s "
+                                                      "seeky"),
         "munlock_present_ns": Cost(200, 130, 350, "Babka 2013: 3.12 munlock 1.92 s / 14.7 M pages = 131 ns; x1.5 for a 2009 CPU"),
         "walk_absent_ns": Cost(100, 56, 300, "Broz 2021: >=56 ns per follow_page on a debug 5.10 kernel; 2009 CPU slower"),
         "pte_none_ns": Cost(3, 1, 10, "a load and a test per pte; not important for the 2009 figures"),

@@ -45,10 +45,12 @@ def _real(df: pd.DataFrame, experiment: str, method: str) -> pd.DataFrame:
 
 def ratio_table(real: pd.DataFrame, real_col: str, simulate_row: Callable[[pd.Series], tuple[float, float, float]],
                 comparison: str, keys: Sequence[str] | None = None, floor_col: str | None = None,
-                target: tuple[float, float] = TARGET) -> pd.DataFrame:
+                target: tuple[float, float] = TARGET, paired: bool = False) -> pd.DataFrame:
     """Per sweep point: real median and interval, simulated value and interval (each real row simulated at
     its own measured parameters, then the median taken), ratio and ratio interval; with `floor_col`, the
-    median harness floor of the point's rows and whether the point is resolved (>= RESOLVE x floor)."""
+    median harness floor of the point's rows and whether the point is resolved (>= RESOLVE x floor).
+    `paired` (each row simulated at its own probed costs): ratio = median of the per-row ratios sim/real,
+    its interval a 95% percentile bootstrap of that median over the rows; `pricing` says which."""
     if real.empty:
         return pd.DataFrame()
     keys = [k for k in (keys or SWEEP_KEYS) if k in real and real[k].notna().any()]
@@ -61,6 +63,12 @@ def ratio_table(real: pd.DataFrame, real_col: str, simulate_row: Callable[[pd.Se
         lo, hi = bootstrap_ci(x) if len(x) > 1 else (med, med)
         s, s_lo, s_hi = float(np.median(g["_sim"])), float(np.median(g["_sim_lo"])), float(np.median(g["_sim_hi"]))
         ratio = s / med if med > 0 else math.nan
+        per_row = g["_sim"].to_numpy(float) / x
+        if paired and np.all(np.isfinite(per_row)):
+            ratio = float(np.median(per_row))
+            r_lo, r_hi = bootstrap_ci(per_row) if len(x) > 1 else (ratio, ratio)
+        else:
+            r_lo, r_hi = (s_lo / hi if hi > 0 else math.nan), (s_hi / lo if lo > 0 else math.nan)
         floor = float(np.nanmedian(g[floor_col].astype(float))) if floor_col in g and g[floor_col].notna().any() else math.nan
         resolved = not (med < RESOLVE * floor)  # no floor measured: resolved
         within = bool(target[0] <= ratio <= target[1])
@@ -68,35 +76,80 @@ def ratio_table(real: pd.DataFrame, real_col: str, simulate_row: Callable[[pd.Se
         out.append({"comparison": comparison, **dict(zip(keys, k)), "n_real": len(x),
                     "populated_bytes": float(np.median(g["populated_bytes"])) if "populated_bytes" in g else math.nan,
                     "real": med, "real_lo": lo, "real_hi": hi, "sim": s, "sim_lo": s_lo, "sim_hi": s_hi,
-                    "ratio": ratio, "ratio_lo": s_lo / hi if hi > 0 else math.nan,
-                    "ratio_hi": s_hi / lo if lo > 0 else math.nan, "floor_s": floor, "resolved": resolved,
+                    "ratio": ratio, "ratio_lo": r_lo, "ratio_hi": r_hi, "pricing": "paired" if paired else "profile",
+                    "n_probed": _n_probed(g),
+                    "floor_s": floor, "resolved": resolved,
                     "within": within and resolved,
                     "status": ("within" if within else "outside") if resolved else "below resolution"})
     return pd.DataFrame(out)
+
+
+# A row's in-row probe (mmlab/experiments/probe.py: the same operation on a small separate VMA, in the same
+# child, moments before the row's timed work) and the profile cost it measures.
+PROBE_COSTS = {"probe_munlock_ns_per_page": "munlock_present_ns", "probe_fault_ns_per_page": "fault_zero_ns",
+               "probe_munmap_ns_per_page": "zap_present_ns", "probe_munmap_locked_ns_per_page": "zap_locked_ns"}
+
+
+def row_costs(r: pd.Series) -> dict[str, float]:
+    """The profile costs a row's probes measured (ns per page), keyed by cost name; `zap_locked_ns` is
+    munmap() of locked pages, i.e. zap_present_ns + zap_munlock_ns together. Missing probes are left out."""
+    out = {}
+    for col, cost in PROBE_COSTS.items():
+        v = r.get(col)
+        if v is not None and pd.notna(v) and float(v) > 0:
+            out[cost] = float(v)
+    return out
+
+
+def priced_at_row(profile: Profile, r: pd.Series) -> Profile:
+    """`profile` with the costs the row's probes measured, as exact values; `zap_locked_ns` is split into
+    zap_present_ns and zap_munlock_ns in the profile's own proportion. A row without probes: `profile`."""
+    costs = row_costs(r)
+    locked = costs.pop("zap_locked_ns", None)
+    if locked is not None:
+        zp, zm = profile["zap_present_ns"], profile["zap_munlock_ns"]
+        share = zp / (zp + zm) if zp + zm > 0 else 1.0
+        costs.update(zap_present_ns=locked * share, zap_munlock_ns=locked * (1 - share))
+    return profile.replace(**costs) if costs else profile
+
+
+def _n_probed(g: pd.DataFrame) -> int:
+    cols = [c for c in PROBE_COSTS if c in g]
+    return int(g[cols].notna().any(axis=1).sum()) if cols else 0
 
 
 def _pages(b: float) -> int:
     return math.ceil(float(b) / PAGE_BYTES)
 
 
-def latest_sigkill(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Real `sigkill-during-mlock` kill_to_reap_s against the simulated latest era at the same VMA and RSS."""
+def _pricing(profile: Profile, paired: bool) -> Callable[[pd.Series], Profile]:
+    return (lambda r: priced_at_row(profile, r)) if paired else (lambda r: profile)
+
+
+def latest_sigkill(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
+    """Real `sigkill-during-mlock` kill_to_reap_s against the simulated latest era at the same VMA and RSS.
+    `paired`: each row priced at its own probes (`priced_at_row`)."""
+    at = _pricing(profile, paired)
+
     def sim(r: pd.Series):
-        row = sigkill.run(LATEST, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
+        row = sigkill.run(LATEST, at(r), _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
                           mapping=r.get("mapping", "anon-private") if isinstance(r.get("mapping"), str) else "anon-private")
         return row["kill_to_reap_s"], row["kill_to_reap_s_lo"], row["kill_to_reap_s_hi"]
     return ratio_table(_real(df, "sigkill-during-mlock", "real"), "kill_to_reap_s", sim,
-                       f"sigkill-during-mlock.kill_to_reap_s: sim {LATEST.name} / real")
+                       f"sigkill-during-mlock.kill_to_reap_s: sim {LATEST.name} / real", paired=paired)
 
 
-def latest_munlock_partial(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def latest_munlock_partial(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
     """Real `munlock-partial` munlock_s against the simulated latest era's munlock() of the same state."""
+    at = _pricing(profile, paired)
+
     def sim(r: pd.Series):
         pages = _pages(r["vma_bytes"])
-        row = munlock_partial.run(LATEST, profile, pages, min(1.0, _pages(r["populated_bytes"]) / pages), "prefix")
+        row = munlock_partial.run(LATEST, at(r), pages, min(1.0, _pages(r["populated_bytes"]) / pages), "prefix")
         return row["munlock_s"], row["munlock_s_lo"], row["munlock_s_hi"]
     return ratio_table(_real(df, "munlock-partial", "real"), "munlock_s", sim,
-                       f"munlock-partial.munlock_s: sim {LATEST.name} / real", floor_col=FLOOR_COLS["munlock-partial"])
+                       f"munlock-partial.munlock_s: sim {LATEST.name} / real", floor_col=FLOOR_COLS["munlock-partial"],
+                       paired=paired)
 
 
 def replay_room_pages(r: pd.Series) -> int | None:
@@ -119,39 +172,23 @@ def replay_era() -> Era:
     return dataclasses.replace(era_for("2.6.31"), munlock_factor=1.0)
 
 
-def prepatch_vs_replay(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def prepatch_vs_replay(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
     """`prepatch-replay` replay_s (munlock, fault the unreached pages, unmap: in-process, no exit) against the
     simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
     In the cgroup settings the simulated pass stops where the group's limit stopped the replay
     (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
     includes the group's OOM kill (oom_kill_s) and the process-exit base cost (exit_s)."""
     era = replay_era()
+    at = _pricing(profile, paired)
 
     def sim(r: pd.Series):
         killed = r.get("outcome") == "oom-killed"
-        row = sigkill.run(era, profile, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
+        row = sigkill.run(era, at(r), _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
                           room_pages=replay_room_pages(r), oom_kill=killed)
         key = "exit_s" if killed else "exit_mm_s"
         return row[key], row[f"{key}_lo"], row[f"{key}_hi"]
     return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
-                       "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay")
-
-
-# a row's in-process probe (same child, next to the timed work) -> the profile cost it prices
-PROBE_COSTS = {"probe_fault_ns_per_page": "fault_zero_ns", "probe_munlock_ns_per_page": "munlock_present_ns",
-               "probe_munmap_ns_per_page": "zap_present_ns", "probe_munmap_locked_ns_per_page": "zap_locked_ns"}
-
-
-def row_costs(r: pd.Series) -> dict[str, float]:
-    """The per-page costs (ns) a row measured on its own probe, under profile cost keys; columns absent,
-    NaN or not positive are left out. This guest's per-page costs switch mode between processes, and a
-    probe in the same process, allocated with the timed work, follows that mode."""
-    out = {}
-    for col, key in PROBE_COSTS.items():
-        v = r.get(col)
-        if v is not None and pd.notna(v) and math.isfinite(float(v)) and float(v) > 0:
-            out[key] = float(v)
-    return out
+                       "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay", paired=paired)
 
 
 REPLAY_PARTS = ("munlock_s", "fault_s", "munmap_s")  # the replay's timed parts, in the order it runs them
@@ -168,7 +205,7 @@ def replay_parts_simulated(r: pd.Series, profile: Profile) -> dict[str, float]:
             "munmap_s": profile.price(unmap.counts)[0]}
 
 
-def replay_components(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+def replay_components(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
     """Where a sim/replay gap comes from: for every replay that ran to its end (not OOM-killed), each timed
     part (munlock(), the fault-in, munmap()) beside the same part of the simulated 2.6.31 exit. One row per
     sweep point and part: real median, simulated median, ratio sim/real."""
@@ -178,7 +215,8 @@ def replay_components(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     real = real[real["fault_s"].notna() & real["munmap_s"].notna()]
     if real.empty:
         return pd.DataFrame()
-    sims = pd.DataFrame([replay_parts_simulated(r, profile) for _, r in real.iterrows()], index=real.index)
+    at = _pricing(profile, paired)
+    sims = pd.DataFrame([replay_parts_simulated(r, at(r)) for _, r in real.iterrows()], index=real.index)
     out = []
     for (vma, setting), g in real.groupby(["vma_bytes", "setting"], sort=True):
         for part in REPLAY_PARTS:
@@ -202,9 +240,10 @@ def session_profile(df: pd.DataFrame, prior: Profile) -> Profile:
     return calibrate_from_runs(rows, prior=prior, name=f"{prior.name}+session")
 
 
-def all_ratios(df: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Every comparison this module knows, stacked (empty when there are no real rows)."""
-    parts = [f(df, profile) for f in (latest_sigkill, latest_munlock_partial, prepatch_vs_replay)]
+def all_ratios(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
+    """Every comparison this module knows, stacked (empty when there are no real rows). `paired`: each
+    real row priced at the costs its own probes measured (`priced_at_row`), the rest from `profile`."""
+    parts = [f(df, profile, paired) for f in (latest_sigkill, latest_munlock_partial, prepatch_vs_replay)]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 

@@ -84,6 +84,8 @@ nav.mmlab-toc li + li::before { content: " · "; color: var(--muted); }
 nav.mmlab-toc > ol::before { content: ""; }
 nav.mmlab-toc strong { margin-right: .5rem; }
 details.mmlab-code { margin: .4rem 0; }
+details.mmlab-fold { margin: .6rem 0; }
+details.mmlab-fold > summary { cursor: pointer; color: var(--accent); }
 details.mmlab-code > summary { cursor: pointer; color: var(--muted); font-size: .75rem; width: max-content; }
 details.mmlab-code:not([open]) { margin: 0; line-height: 1.2; }
 details.mmlab-code pre, .highlight pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: .82rem; }

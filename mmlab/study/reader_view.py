@@ -121,9 +121,27 @@ class ShrinkFigures(Preprocessor):
 _REPR = re.compile(r"^(<[^>]*>|\[<[^>]*>(, <[^>]*>)*\]|[\w.]+Params\(.*\)|Text\(.*\))$", re.S)
 
 
+def _silent(cell) -> bool:
+    return cell.cell_type == "code" and not cell.get("outputs")
+
+
 class ReaderView(Preprocessor):
     """Drop what a reader of the study need not see: warnings on stderr, and results that are only a
     Python repr (a parameter object, `<Figure ...>`, `[<matplotlib ...>]`) with nothing richer beside."""
+
+    def preprocess(self, nb, resources):
+        """The cells as below, then each run of code cells that show nothing joined into one, so the reader
+        meets one folded block of set-up code, not a row of empty toggles before the answer."""
+        nb, resources = super().preprocess(nb, resources)
+        cells = []
+        for cell in nb.cells:
+            prev = cells[-1] if cells else None
+            if _silent(cell) and prev is not None and _silent(prev):
+                prev.source = prev.source.rstrip() + "\n\n" + cell.source
+                continue
+            cells.append(cell)
+        nb.cells = cells
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":

@@ -69,16 +69,22 @@ def show_result(result) -> bool:
     return True
 
 
-def show_table(df) -> None:
+def show_table(df, fold: str | None = None) -> None:
     """Display a statistics or rows table for readers (units, words, no pids or empty rows: see
-    `wording.readable`); nothing is returned, so a notebook cell does not echo it a second time."""
+    `wording.readable`); nothing is returned, so a notebook cell does not echo it a second time.
+    `fold`: the table starts folded under that summary line (long reference tables, such as sources)."""
+    import html
+
     from mmlab.study.wording import readable
 
     table = readable(df)
     try:
         from IPython.display import HTML, display
 
-        display(HTML(f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">'
-                     f'{table.to_html(index=False, border=0)}</div>'))
+        body = (f'<div class="mmlab-scroll" style="max-width:100%;overflow-x:auto">'
+                f'{table.to_html(index=False, border=0)}</div>')
+        if fold:
+            body = f'<details class="mmlab-fold"><summary>{html.escape(fold)}</summary>{body}</details>'
+        display(HTML(body))
     except ImportError:
         print(table.to_string(index=False))

@@ -1,0 +1,104 @@
+"""In-row probes: the per-page cost of one kernel operation measured on a small separate VMA, in the same
+child and moments before the row's timed work, so the row carries the price of that operation on this
+host at that moment.
+
+Why: on this KVM guest a per-page cost moves between states ~1.4x apart (munlock 190 vs 260 ns/page,
+munmap of locked pages 400 vs 570 ns/page) that persist for seconds and differ between processes started
+a few seconds apart. A profile fitted from other runs cannot know which state a row ran in; a probe next
+to the row does. The simulator is then checked on what it claims (which operations an era does, how many
+of each), priced at the costs of this moment: `mmlab.sim.validate` prices each row with its probes.
+
+A probe that cannot run (RLIMIT_MEMLOCK without CAP_IPC_LOCK, ENOMEM) returns no cost and its reason;
+it never fails the row.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments.cut_short import map_anon
+from mmlab.kernel import libc
+
+DEFAULT_PROBE_BYTES = 16 << 20  # 4096 pages: ~1 ms of munlock, long enough to be far above the timer's floor
+
+
+def _locked(probe_bytes: int) -> tuple[int | None, str | None]:
+    """A mapped, mlocked (so populated) probe VMA, or None and why not."""
+    addr = map_anon(probe_bytes)
+    try:
+        libc.mlock(addr, probe_bytes)
+    except OSError as e:
+        libc.munmap(addr, probe_bytes)
+        if e.errno in (errno.EPERM, errno.ENOMEM, errno.EAGAIN):
+            return None, f"mlock of the {probe_bytes >> 10} KiB probe failed: {errno.errorcode.get(e.errno, e.errno)}"
+        raise
+    return addr, None
+
+
+def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
+    """munlock() of a fully populated locked VMA, per page; (None, reason) if it cannot be locked. The
+    syscall path is warmed first with zero-length calls, as the row's own timed munlock() is."""
+    addr, why = _locked(probe_bytes)
+    if addr is None:
+        return None, why
+    try:
+        for _ in range(4):
+            libc.munlock(addr, 0)
+        t0 = time.monotonic_ns()
+        libc.munlock(addr, probe_bytes)
+        ns = time.monotonic_ns() - t0
+    finally:
+        libc.munmap(addr, probe_bytes)
+    return ns / (probe_bytes // PAGE_BYTES), None
+
+
+def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
+    """munmap() of a fully populated locked VMA, per page: the work exit_mmap does per present page of a
+    VM_LOCKED VMA on 5.18+ (zap, with the munlock done as each page's rmap is removed)."""
+    addr, why = _locked(probe_bytes)
+    if addr is None:
+        return None, why
+    t0 = time.monotonic_ns()
+    libc.munmap(addr, probe_bytes)
+    ns = time.monotonic_ns() - t0
+    return ns / (probe_bytes // PAGE_BYTES), None
+
+
+def probe_bytes_field():
+    """The `probe_bytes` parameter of experiments that probe: 0 turns the probe off."""
+    from mmlab.core import params as p
+
+    return p.size(DEFAULT_PROBE_BYTES, "size of the in-row probe VMA whose per-page cost prices the row in the "
+                  "model check (0 = no probe)", lo=0, hi=256 << 20)
+
+
+MIN_PROBE_BYTES = 1 << 20  # 256 pages: tens of microseconds, still far above the clock's resolution
+
+
+def room_bytes(probe_bytes: int) -> int:
+    """The largest probe this process may lock now: `probe_bytes` with CAP_IPC_LOCK, else no more than
+    RLIMIT_MEMLOCK leaves above its VmLck (mlock would refuse the rest), in whole pages."""
+    from mmlab.kernel import procfs, safety
+
+    if safety.has_cap_ipc_lock():
+        return probe_bytes
+    soft, _ = safety.memlock_rlimit()
+    locked = procfs.status(os.getpid()).get("VmLck", 0)
+    return max(0, min(probe_bytes, (soft - locked) // PAGE_BYTES * PAGE_BYTES))
+
+
+def run_probe(fn, probe_bytes: int) -> dict:
+    """A probe's row columns: `<fn name>` in ns per page (None when it could not run), `probe_bytes` (the
+    size that ran, shrunk to what RLIMIT_MEMLOCK allows without CAP_IPC_LOCK), and `probe_skipped` with
+    the reason (None when it ran)."""
+    col = f"probe_{fn.__name__}"
+    if probe_bytes <= 0:
+        return {col: None, "probe_bytes": 0, "probe_skipped": "probe_bytes is 0"}
+    size = room_bytes(probe_bytes)
+    if size < min(probe_bytes, MIN_PROBE_BYTES):
+        return {col: None, "probe_bytes": 0,
+                "probe_skipped": f"RLIMIT_MEMLOCK leaves {size >> 10} KiB to lock, under the probe's 1 MiB minimum"}
+    ns, why = fn(size)
+    return {col: ns, "probe_bytes": size if ns is not None else 0, "probe_skipped": why}
