@@ -10,14 +10,12 @@ def probe_steps(ctx, size: int, populated_fraction: float) -> None:
     probe = Probe(size, populated_fraction)
 
     def resident() -> int:
-        return sum(resident_bytes(addr, n) for addr, n in probe.halves)
+        return resident_bytes(probe.addr, probe.size)
 
     ctx.sync("built", resident_bytes=resident())
-    probe.munlock(0)
-    probe.munlock(1)
+    probe.munlock()
     ctx.sync("munlocked", resident_bytes=resident(), **probe.report())
     probe.fault("populate-write")
     ctx.sync("faulted", resident_bytes=resident(), **probe.report())
-    probe.munmap(0)
-    probe.munmap(1)
+    probe.munmap()
     ctx.sync("unmapped", **probe.report())

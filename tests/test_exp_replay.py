@@ -133,7 +133,7 @@ def test_at_the_limit_the_probe_does_not_change_how_far_the_replay_gets(rows):
         bare = mmlab.experiment("prepatch-replay", vma_bytes="32MiB", populated_fraction=0.25, repeats=2, warmup=0,
                                 settle_s=0.0, settings="cgroup-oom,cgroup-enomem", modern_exit=False, probe_bytes=0,
                                 save=False, progress=False).rows
-    assert bare["probe_fault_ns_per_page"].isna().all() and (bare["probe_skipped"].str.contains("probe_bytes 0")).all()
+    assert bare["probe_fault_ns_per_page"].isna().all() and (bare["probe_skipped"] == "probe_bytes is 0").all()
     for name in ("cgroup-oom", "cgroup-enomem"):
         assert set(setting(bare, name)["outcome"]) == set(setting(rows, name)["outcome"]), name
     with_probe = setting(rows, "cgroup-enomem")["pages_faulted"].median()
@@ -162,7 +162,7 @@ def probe_steps(monkeypatch):
 
 
 def test_the_probes_munlock_leaves_its_pages_present_and_unlocked(probe_steps):
-    """munlock() of both halves drops VmLck by the probe's whole size and unlocks its present pages
+    """munlock() of the probe drops VmLck by the probe's whole size and unlocks its present pages
     without freeing them: a quarter of the probe present before and after."""
     built, unlocked = probe_steps["built"], probe_steps["munlocked"]
     assert built["VmLck"] - unlocked["VmLck"] == PROBE
@@ -171,8 +171,8 @@ def test_the_probes_munlock_leaves_its_pages_present_and_unlocked(probe_steps):
 
 
 def test_the_probes_fault_in_and_munmap_allocate_and_free_its_pages(probe_steps):
-    """The fault-in makes every probe page present (RSS up by the absent three quarters); munmap() of the
-    halves frees them all (RSS down by the whole probe) and counts them."""
+    """The fault-in makes every probe page present (RSS up by the absent three quarters); munmap() frees
+    them all (RSS down by the whole probe) and counts them."""
     unlocked, faulted, unmapped = probe_steps["munlocked"], probe_steps["faulted"], probe_steps["unmapped"]
     assert faulted["resident_bytes"] == PROBE and faulted["probe_fault_pages"] == PROBE * 3 // 4 // PAGE
     assert abs(faulted["VmRSS"] - unlocked["VmRSS"] - PROBE * 3 // 4) <= 64 * PAGE
@@ -180,13 +180,20 @@ def test_the_probes_fault_in_and_munmap_allocate_and_free_its_pages(probe_steps)
     assert unmapped["probe_munmap_pages"] == PROBE // PAGE
 
 
-@pytest.mark.parametrize("rlimit,expected", [(None, 16 * MiB), (64 * MiB + 4 * MiB, 4 * MiB), (64 * MiB + 8 * PAGE, 0)])
-def test_the_probe_fits_what_rlimit_memlock_leaves_beside_the_vma(rlimit, expected):
-    """Without CAP_IPC_LOCK the probe is locked beside the whole 64 MiB VMA: it shrinks to what
-    RLIMIT_MEMLOCK leaves, and is skipped with the reason when under 16 pages are left."""
-    size, why = probe_plan(16 * MiB, 64 * MiB, 0.25, rlimit)
+@pytest.mark.parametrize("lockable,expected", [(1 << 40, 16 * MiB), (4 * MiB + 100, 4 * MiB), (512 * 1024, 0)])
+def test_the_probe_fits_what_rlimit_memlock_leaves(lockable, expected):
+    """Without CAP_IPC_LOCK the probe can lock only what RLIMIT_MEMLOCK leaves beside the VMA: it shrinks
+    to that in whole pages, and under the 1 MiB minimum it is skipped, saying why."""
+    size, why = probe_plan(16 * MiB, lockable, 0.25)
     assert size == expected
-    assert (why is None) == (expected > 0) and (expected > 0 or "RLIMIT_MEMLOCK" in why)
+    assert (why is None) if expected else "RLIMIT_MEMLOCK" in why
+
+
+def test_a_probe_that_cannot_hold_absent_pages_is_skipped():
+    """At populated_fraction 1 the replay faults nothing in, and a probe with no absent page has nothing to
+    price: skipped, saying why, as is a probe of 0 bytes."""
+    assert probe_plan(16 * MiB, 1 << 40, 1.0)[0] == 0
+    assert probe_plan(0, 1 << 40, 0.25) == (0, "probe_bytes is 0")
 
 
 def test_a_negative_probe_size_is_refused_in_one_line():

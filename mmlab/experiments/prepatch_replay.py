@@ -19,16 +19,16 @@ Each row also carries the modern exit of a twin child brought to the same state 
 (`modern_kill_to_reap_s`, a real measurement), so replay and real sit side by side.
 
 Each row also prices its own work per page on a probe (`Probe`, `probe_bytes`, default 16 MiB) in the same
-child: a VM_LOCKED miniature of the VMA, present to the same fraction and populated right after it, whose
-munlock() and munmap() are split around the replay's and whose fault-in (the replay's `fault_method`, cold
-memory) runs just before the replay's: `probe_munlock_ns_per_page` (present mlocked pages),
-`probe_fault_ns_per_page`, `probe_munmap_ns_per_page` (present unlocked pages), with the page counts in
+child: a VM_LOCKED miniature of the VMA, present to the same fraction and populated right after it. Its
+munlock() runs just after the replay's, its fault-in (the replay's `fault_method`, cold memory) and its
+munmap() just before the replay's: `probe_munlock_ns_per_page` (present mlocked pages),
+`probe_fault_ns_per_page`, `probe_munmap_ns_per_page` (present unlocked pages), page counts in
 `probe_*_pages`. This guest's per-page costs switch mode from one process to the next and follow the pages
 a process got, so a probe elsewhere (another process, a profile fitted minutes before) misses the mode.
 In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so the replay
-stops where it would without a probe. An OOM-killed replay has no munmap, so no `probe_munmap_ns_per_page`.
-Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside the VMA, or is skipped;
-`probe_skipped` says why.
+stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
+`probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
+the VMA, or is skipped; `probe_skipped` says why.
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ from mmlab.experiments.cut_short import (
     resident_bytes,
     term_signal,
 )
+from mmlab.experiments.probe import MIN_PROBE_BYTES, probe_bytes_field, room_bytes
 from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc, procfs
 from mmlab.kernel.child import Child, ChildDied, ChildError
@@ -72,8 +73,7 @@ class ReplayParams(RealParams):
     fault_method: str = p.choice("auto", FAULT_METHODS, "auto (MADV_POPULATE_WRITE, write loop if EINVAL) | populate-write | write-loop")
     modern_exit: bool = p.flag(True, "also SIGKILL a twin child in the same state and time its (modern) exit")
     settle_s: float = settle_s_field()  # before the replay's timed fault-in
-    probe_bytes: int = p.size("16MiB", "size of the probe VMA whose munlock, fault-in and munmap are timed next to the "
-                              "replay's, in the same child (0: no probe)", lo=0, hi=1 << 30)
+    probe_bytes: int = probe_bytes_field()
     trace: bool = trace_field()
 
 
@@ -86,81 +86,73 @@ def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
     return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
 
 
-def probe_plan(probe_bytes: int, vma_bytes: int, populated_fraction: float,
-               memlock_rlimit_bytes: int | None) -> tuple[int, str | None]:
-    """The probe VMA's size as it will run, and why it is skipped (None if it is not).
-
-    Without CAP_IPC_LOCK mlock2() charges the whole VM_LOCKED range against RLIMIT_MEMLOCK up front
-    (mm/mlock.c), and the probe is locked beside the whole target VMA: it shrinks to what the limit leaves,
-    whole pages, and is skipped when a half of it cannot hold a present and an absent page."""
-    size = probe_bytes // PAGE_BYTES * PAGE_BYTES
-    if size == 0:
-        return 0, "no probe asked (probe_bytes 0)"
-    if memlock_rlimit_bytes is not None and size > memlock_rlimit_bytes - vma_bytes:
-        size = max(0, memlock_rlimit_bytes - vma_bytes) // PAGE_BYTES * PAGE_BYTES
-        if size < 16 * PAGE_BYTES:
-            return 0, f"RLIMIT_MEMLOCK ({memlock_rlimit_bytes} bytes) leaves under 16 pages beside the VMA"
-    half = size // 2 // PAGE_BYTES  # pages in the smaller half (Probe)
-    present = int(half * PAGE_BYTES * populated_fraction) // PAGE_BYTES
-    if (populated_fraction > 0 and present < 1) or half - present < 1:
-        return 0, (f"a {size // PAGE_BYTES}-page probe cannot give each half present and absent pages at "
-                   f"populated_fraction {populated_fraction:g}")
+def probe_plan(probe_bytes: int, lockable_bytes: int, populated_fraction: float) -> tuple[int, str | None]:
+    """The probe VMA's size as it will run, and why it is skipped (None if it is not): at most what this
+    process may still lock (`probe.room_bytes`: RLIMIT_MEMLOCK less VmLck without CAP_IPC_LOCK), whole
+    pages, skipped under the in-row probes' minimum or when it cannot hold a present and an absent page."""
+    if probe_bytes <= 0:
+        return 0, "probe_bytes is 0"
+    size = min(probe_bytes, lockable_bytes) // PAGE_BYTES * PAGE_BYTES
+    if size < min(probe_bytes, MIN_PROBE_BYTES):
+        return 0, f"RLIMIT_MEMLOCK leaves {lockable_bytes >> 10} KiB to lock, under the probe's 1 MiB minimum"
+    pages = size // PAGE_BYTES
+    present = int(size * populated_fraction) // PAGE_BYTES
+    if (populated_fraction > 0 and present < 1) or pages - present < 1:
+        return 0, f"a {pages}-page probe cannot hold present and absent pages at populated_fraction {populated_fraction:g}"
     return size, None
 
 
 class Probe:
-    """A miniature of the cut-short VMA in the same child, timed next to the replay's own work: two VM_LOCKED
-    halves with the target's present fraction, populated right after the target's pages. This KVM guest's
+    """A miniature of the cut-short VMA in the same child, timed next to the replay's own work: a VM_LOCKED
+    VMA with the target's present fraction, populated right after the target's pages. This KVM guest's
     per-page costs switch mode from one process to the next, and only a probe whose pages were allocated
-    about when the target's were follows the target's mode. munlock() and munmap() of one half run just
-    before the target's and of the other just after (the first of two back-to-back munlock() calls is
-    dearer per page, the second munmap() is), and their sum is the probe's; both halves fault in just
-    before the replay does, on cold memory, and stay mapped so the replay never takes their pages warm.
-    PROT_NONE guard pages keep the halves from merging with each other or with the target VMA."""
+    about when the target's were follows the target's mode. Its munlock() runs just after the replay's
+    (the first munlock() after the settle pause is dearer per page), its fault-in and munmap() just before
+    the replay's (a munmap() right after another is dearer per page: the first leaves the page allocator's
+    per-cpu lists full); its faulted pages stay mapped, so the replay never takes them warm.
+    PROT_NONE guard pages keep it from merging with the target VMA."""
 
     def __init__(self, size: int, populated_fraction: float):
-        half = size // 2 // PAGE_BYTES * PAGE_BYTES
         self.size = size
-        self.base = map_anon(size + 3 * PAGE_BYTES)
-        self.halves = [(self.base + PAGE_BYTES, half), (self.base + 2 * PAGE_BYTES + half, size - half)]
-        for off in (0, PAGE_BYTES + half, 2 * PAGE_BYTES + size):
-            libc.mprotect(self.base + off, PAGE_BYTES, libc.PROT_NONE)
-        self.present = [min(int(n * populated_fraction) // PAGE_BYTES * PAGE_BYTES, n - PAGE_BYTES) for _, n in self.halves]
-        self.ns = {"munlock": 0, "fault": 0, "munmap": 0}
-        self.pages = dict.fromkeys(self.ns, 0)
-        for (addr, n), present in zip(self.halves, self.present):
-            libc.mlock2(addr, n, libc.MLOCK_ONFAULT)
-            populate(addr, present)
+        self.present = min(int(size * populated_fraction) // PAGE_BYTES * PAGE_BYTES, size - PAGE_BYTES)
+        self.base = map_anon(size + 2 * PAGE_BYTES)
+        self.addr = self.base + PAGE_BYTES
+        self.ns: dict[str, int] = {}
+        self.pages: dict[str, int] = {}
+        try:
+            libc.mprotect(self.base, PAGE_BYTES, libc.PROT_NONE)
+            libc.mprotect(self.addr + size, PAGE_BYTES, libc.PROT_NONE)
+            libc.mlock2(self.addr, size, libc.MLOCK_ONFAULT)
+            populate(self.addr, self.present)
+        except OSError:
+            libc.munmap(self.base, size + 2 * PAGE_BYTES)
+            raise
 
     @property
     def absent_bytes(self) -> int:
-        return self.size - sum(self.present)
+        return self.size - self.present
 
-    def _timed(self, op: str, i: int, call) -> None:
-        addr, n = self.halves[i]
-        before = resident_bytes(addr, n) // PAGE_BYTES
+    def _timed(self, op: str, call) -> None:
+        before = resident_bytes(self.addr, self.size) // PAGE_BYTES
         t0 = time.monotonic_ns()
         try:
-            call(addr, n)
+            call()
         finally:
-            self.ns[op] += time.monotonic_ns() - t0
-            after = resident_bytes(addr, n) // PAGE_BYTES if op == "fault" else 0
-            self.pages[op] += after - before if op == "fault" else before
+            self.ns[op] = time.monotonic_ns() - t0
+            self.pages[op] = resident_bytes(self.addr, self.size) // PAGE_BYTES - before if op == "fault" else before
 
-    def munlock(self, i: int) -> None:
-        """munlock() of half i: its present pages are unlocked and stay present (the absent ones skipped)."""
-        self._timed("munlock", i, libc.munlock)
+    def munlock(self) -> None:
+        """munlock() of the probe: its present pages are unlocked and stay present (absent ones skipped)."""
+        self._timed("munlock", lambda: libc.munlock(self.addr, self.size))
 
     def fault(self, method: str) -> None:
-        """The replay's fault method over the absent pages of both halves."""
-        for i, present in enumerate(self.present):
-            self._timed("fault", i, lambda addr, n: populate(addr + present, n - present, method))
+        """The replay's fault method over the probe's absent pages."""
+        self._timed("fault", lambda: populate(self.addr + self.present, self.absent_bytes, method))
 
-    def munmap(self, i: int) -> None:
-        """munmap() of half i, its pages present and unlocked; after the last, the guard pages (untimed)."""
-        self._timed("munmap", i, libc.munmap)
-        if i == len(self.halves) - 1:
-            libc.munmap(self.base, self.size + 3 * PAGE_BYTES)
+    def munmap(self) -> None:
+        """munmap() of the probe, its pages present and unlocked; then (untimed) its guard pages."""
+        self._timed("munmap", lambda: libc.munmap(self.addr, self.size))
+        libc.munmap(self.base, self.size + 2 * PAGE_BYTES)
 
     def report(self) -> dict:
         out: dict = {}
@@ -174,20 +166,22 @@ class Probe:
 def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
                settle_s: float = 0.0, probe_bytes: int = 0) -> None:
     """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit,
-    each part right after the same operation on the probe (`Probe`), if one is asked for."""
+    each part timed next to the same operation on the probe (`Probe`), if one is asked for."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")  # the parent moves a cgroup child into its group now
     libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
     populate(addr, populated_bytes)
     probe, skipped = None, None
-    if replay and probe_bytes:
+    if replay:
+        size, skipped = probe_plan(probe_bytes, room_bytes(probe_bytes), populated_bytes / vma_bytes)
         try:
-            probe = Probe(probe_bytes, populated_bytes / vma_bytes)
-        except OSError as e:  # RLIMIT_MEMLOCK (EPERM/ENOMEM) or no memory: the row goes on without a probe
-            skipped = f"probe not set up: {e.strerror or e}"
+            probe = Probe(size, populated_bytes / vma_bytes) if size else None
+        except OSError as e:  # not lockable or no memory after all: the row goes on without a probe
+            skipped = f"the {size >> 10} KiB probe could not be set up: {errno_name(e.errno)}"
     # parent sets the limit (leaving room for the probe's fault-in too), or kills
     ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes),
-             probe_fault_bytes=probe.absent_bytes if probe else 0, probe_skipped=skipped)
+             probe_bytes=probe.size if probe else 0, probe_fault_bytes=probe.absent_bytes if probe else 0,
+             probe_skipped=skipped)
     if not replay:
         return
     rest = vma_bytes - populated_bytes
@@ -199,14 +193,11 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     # 2): its fresh pages were never mlocked. So munlock() comes first here; faulting in a VM_LOCKED VMA
     # would mlock each new page and munlock it again, work the old exit did not do.
     reported0 = procfs.host_reported_kib()
-    if probe:
-        probe.munlock(0)
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     munlock_ns = time.monotonic_ns() - t0
-    if probe:
-        probe.munlock(1)
-    if probe:  # cold pages, taken just before the replay's; kept mapped so the replay cannot reuse them warm
+    if probe:  # its munlock() just after the replay's, its fault-in on cold memory just before the replay's
+        probe.munlock()
         with contextlib.suppress(OSError):
             probe.fault(fault_method)
         ctx.send("probed", **probe.report())  # before the replay's fault-in, which an OOM kill may end
@@ -224,12 +215,10 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
              minflt=ru1.ru_minflt - ru0.ru_minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)
     if probe:
-        probe.munmap(0)
+        probe.munmap()
     t3 = time.monotonic_ns()
     libc.munmap(addr, vma_bytes)
     t4 = time.monotonic_ns()
-    if probe:
-        probe.munmap(1)
     reported1 = procfs.host_reported_kib()
     ctx.sync("replayed", present_after_fault_bytes=present, munlock_ns=munlock_ns, munmap_ns=t4 - t3,
              host_reported_kib=None if reported0 is None or reported1 is None else reported1 - reported0,
@@ -237,12 +226,13 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
 
 
 def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: ReplayParams, replay: bool,
-              group: cgroup.MemoryCgroup | None, row: dict, tr=None, probe_bytes: int = 0) -> Child:
+              group: cgroup.MemoryCgroup | None, row: dict, tr=None) -> Child:
     """Start a child and bring it to the cut-short state; counters before and at the cut go in row;
     the tracer, if given, watches the child from the start."""
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
-                                  settle_s=params.settle_s if replay else 0.0, probe_bytes=probe_bytes))
+                                  settle_s=params.settle_s if replay else 0.0,
+                                  probe_bytes=params.probe_bytes if replay else 0))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -254,6 +244,8 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
     row.update(counters("cut", c.pid))
     row["populated_bytes"] = msg["populated_bytes"]
     row["probe_fault_bytes"] = msg.get("probe_fault_bytes", 0)
+    if replay:
+        row["probe_bytes"] = msg.get("probe_bytes", 0)
     if msg.get("probe_skipped"):
         row["probe_skipped"] = msg["probe_skipped"]
     return c
@@ -286,7 +278,7 @@ def probe_columns(report: dict) -> dict:
     return out
 
 
-def replay_one(vma: int, populated: int, setting: str, params: ReplayParams, probe_bytes: int = 0) -> dict:
+def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> dict:
     """One child: cut short, replay the pre-patch exit, record what it met; the row's measurements."""
     row: dict = {"setting": setting, "outcome": "ok"}
     with contextlib.ExitStack() as stack:
@@ -296,7 +288,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams, pro
             group = stack.enter_context(cgroup.memory_cgroup())
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
-        c = cut_child(stack, vma, populated, params, True, group, row, tr, probe_bytes)
+        c = cut_child(stack, vma, populated, params, True, group, row, tr)
         if group is not None:
             # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
             # gets room of its own, so the replay meets the limit where it would without a probe
@@ -376,11 +368,7 @@ def run(params: ReplayParams, progress: bool = True):
             for seq, (setting, vma) in enumerate(ordered):
                 populated = int(vma * params.populated_fraction) // PAGE_BYTES * PAGE_BYTES
                 twin = modern_exit(vma, populated, params) if params.modern_exit else {}
-                probe, probe_skipped = probe_plan(params.probe_bytes, vma, params.populated_fraction, b.rlimit_bytes)
-                m = replay_one(vma, populated, setting, params, probe)
-                if probe_skipped and "probe_skipped" not in m:
-                    m["probe_skipped"] = probe_skipped
-                m["probe_bytes"] = 0 if m.get("probe_skipped") else probe
+                m = replay_one(vma, populated, setting, params)
                 unreached = (vma - m["populated_bytes"]) // PAGE_BYTES
                 faulted = max(0, m.get("present_after_fault_bytes", m["populated_bytes"]) - m["populated_bytes"])
                 rows.append({"experiment": NAME, "method": "replay", "vma_bytes": vma, "vma_pages": vma // PAGE_BYTES,
