@@ -252,3 +252,19 @@ def test_default_sizes_are_divided_into_the_limit_and_measured_as_nobody(name, n
     size = "size_bytes" if name == "mlock-throughput" else "vma_bytes"
     assert max(row[size] for row in rows) <= RLIMIT_MEMLOCK_BYTES
     assert "SizesScaled" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_replay_probe_locks_only_what_rlimit_memlock_leaves_as_nobody(nobody):
+    """As nobody the replay's probe is locked beside the whole VMA, within RLIMIT_MEMLOCK: beside a VMA
+    that fills the limit it is skipped with the reason and the row still measures; elsewhere it shrinks."""
+    r = nobody.mmlab("experiment", "prepatch-replay", *cli_args({"vma_bytes": "2MiB,8MiB", "settings": "free",
+                                                                 "repeats": "1", "warmup": "0", "settle_s": "0"}),
+                     "--json", "--no-save")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {row["vma_bytes"] for row in rows} == {2 << 20, 8 << 20}
+    for row in rows:
+        assert row["vma_bytes"] + row["probe_bytes"] <= RLIMIT_MEMLOCK_BYTES and row["munlock_s"] > 0
+    full = [row for row in rows if row["vma_bytes"] == RLIMIT_MEMLOCK_BYTES]
+    assert all(row["probe_bytes"] == 0 and "RLIMIT_MEMLOCK" in row["probe_skipped"] for row in full)
+    assert all(row["probe_munlock_ns_per_page"] > 0 for row in rows if row["vma_bytes"] == 2 << 20)

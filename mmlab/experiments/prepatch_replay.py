@@ -106,10 +106,11 @@ class Probe:
     """A miniature of the cut-short VMA in the same child, timed next to the replay's own work: a VM_LOCKED
     VMA with the target's present fraction, populated right after the target's pages. This KVM guest's
     per-page costs switch mode from one process to the next, and only a probe whose pages were allocated
-    about when the target's were follows the target's mode. Its munlock() runs just after the replay's
-    (the first munlock() after the settle pause is dearer per page), its fault-in and munmap() just before
-    the replay's (a munmap() right after another is dearer per page: the first leaves the page allocator's
-    per-cpu lists full); its faulted pages stay mapped, so the replay never takes them warm.
+    about when the target's were follows the target's mode. Its munlock() runs just after the replay's and
+    its munmap() just before, because on this guest the first of two back-to-back munlock() calls after
+    the settle pause costs more per page than the second, and the second of two munmap() calls more than
+    the first; its fault-in runs just before the replay's, and its pages stay mapped, so the replay never
+    takes them warm.
     PROT_NONE guard pages keep it from merging with the target VMA."""
 
     def __init__(self, size: int, populated_fraction: float):
