@@ -128,7 +128,8 @@ def test_the_allocation_the_row_reports_is_the_replays_alone(rows):
 
 def test_at_the_limit_the_probe_does_not_change_how_far_the_replay_gets(rows):
     """Without a probe, at the same headroom, the replay meets the same outcome in each cgroup setting and
-    ENOMEM stops it at the same page count (within page-table pages): the limit makes room for the probe."""
+    ENOMEM stops it at the same page count, within a few pages of kernel bookkeeping: the limit makes room
+    for the probe's fault-in and the page tables it needs."""
     with hold_machine():
         bare = mmlab.experiment("prepatch-replay", vma_bytes="32MiB", populated_fraction=0.25, repeats=2, warmup=0,
                                 settle_s=0.0, settings="cgroup-oom,cgroup-enomem", modern_exit=False, probe_bytes=0,
@@ -138,7 +139,7 @@ def test_at_the_limit_the_probe_does_not_change_how_far_the_replay_gets(rows):
         assert set(setting(bare, name)["outcome"]) == set(setting(rows, name)["outcome"]), name
     with_probe = setting(rows, "cgroup-enomem")["pages_faulted"].median()
     without = setting(bare, "cgroup-enomem")["pages_faulted"].median()
-    assert abs(with_probe - without) <= 32, (with_probe, without)
+    assert abs(with_probe - without) <= 6, (with_probe, without)
 
 
 @pytest.fixture

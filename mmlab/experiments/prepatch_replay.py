@@ -60,6 +60,7 @@ NAME = "prepatch-replay"
 CHILD = "mmlab.experiments.prepatch_replay:child_main"
 SETTINGS = ("free", "cgroup-oom", "cgroup-enomem")
 OUTCOMES = ("ok", "ENOMEM", "EINTR", "oom-killed", "oom-wait")
+PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,11 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         c = cut_child(stack, vma, populated, params, True, group, row, tr)
         if group is not None:
             # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
-            # gets room of its own, so the replay meets the limit where it would without a probe
-            limit = (group.usage_bytes() + int((vma - populated) * params.headroom_fraction)
-                     + row["probe_fault_bytes"])
+            # gets room of its own (its pages and the page tables they need: one per 2 MiB, plus one at the
+            # edge), so the replay meets the limit where it would without a probe
+            fault = row["probe_fault_bytes"]
+            probe_room = fault + (-(-fault // PTE_SPAN_BYTES) + 1) * PAGE_BYTES if fault else 0
+            limit = group.usage_bytes() + int((vma - populated) * params.headroom_fraction) + probe_room
             group.set_limit(limit)
             row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
         c.reply()
