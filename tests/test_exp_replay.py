@@ -203,3 +203,13 @@ def test_a_negative_probe_size_is_refused_in_one_line():
 
     with pytest.raises(ParamError, match="probe_bytes.*allowed"):
         ReplayParams.from_mapping({"probe_bytes": "-1MiB"})
+
+
+def test_an_oom_killed_replays_time_leaves_the_probes_work_out(rows):
+    """The parent times an OOM-killed replay up to the reap: of that wall time, what the probe's munlock()
+    and fault-in took (timed in the child) is not the replay's, so replay_s is the wall time less at least
+    the probe's fault-in, and still at least the replay's own munlock()."""
+    d = setting(rows, "cgroup-oom")
+    probe_s = (d["probe_fault_ns_per_page"] * d["probe_fault_pages"] + d["probe_munlock_ns_per_page"] * d["probe_munlock_pages"]) * 1e-9
+    assert len(d) and (d["replay_wall_s"] - d["replay_s"] >= probe_s * 0.99).all()
+    assert (d["replay_s"] >= d["munlock_s"]).all() and (d["munlock_s"] > 0).all()

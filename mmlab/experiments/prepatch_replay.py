@@ -202,7 +202,9 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
         probe.munlock()
         with contextlib.suppress(OSError):
             probe.fault(fault_method)
-        ctx.send("probed", **probe.report())  # before the replay's fault-in, which an OOM kill may end
+        # before the replay's fault-in, which an OOM kill may end: the parent then times the replay as its
+        # munlock() plus the time from here to the reap, leaving the probe's own work out
+        ctx.send("probed", munlock_ns=munlock_ns, t_ns=time.monotonic_ns(), **probe.report())
     err = None
     method = fault_method
     ru0 = libc.getrusage()
@@ -303,17 +305,22 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         c.reply()
         msg = c.expect("replaying")
         t_start, method = msg["t_ns"] / 1e9, msg["fault_method"]
+        t_resume, before_s = t_start, 0.0  # where the replay's own time resumes after the probe, and its time so far
         if row["probe_fault_bytes"]:
             msg, _ = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
             if msg.get("event") != "probed":
                 raise ChildError(f"{NAME}: expected 'probed', got {msg}")
             row.update(probe_columns(msg))
+            t_resume, before_s = msg["t_ns"] / 1e9, msg["munlock_ns"] / 1e9
         try:
             msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
         except ChildDied as e:  # the group's OOM killer took the replaying child
             c.wait_exit(params.timeout_s)
+            now = time.monotonic()
             row.update(outcome="oom-killed", term_signal=term_signal(e.returncode),
-                       replay_s=time.monotonic() - t_start, fault_method=method)
+                       replay_s=before_s + now - t_resume, replay_wall_s=now - t_start, fault_method=method)
+            if row["probe_fault_bytes"]:
+                row["munlock_s"] = before_s
             if group is not None:
                 row.update(cgroup_oom_kills=group.oom_kills())
             row.update(counters("after"))
