@@ -16,8 +16,8 @@ faulted in every absent page here; 5.18+ walks only populated page tables (34b67
 should follow the populated pages (kernel-history 2, 5).
 
 Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
-VMA timed in the same child just before (probe.py), the per-page price at that moment, with which the
-model check prices the row.
+VMA timed in the same child just before and just after the row's munlock() (probe.py; the mean of the
+two, each kept too), the per-page price at that moment, with which the model check prices the row.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
-from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe
+from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe, sandwich
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildError
 
@@ -87,11 +87,13 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_byt
     t1 = time.monotonic_ns()
     ctx.sync("stopped", lock_ns=t1 - t0, lock_errno=errno_name(err))  # parent lifts the limit before replying
     ctx.sync("populated")  # the parent reads /proc now
-    probe = run_probe(munlock_ns_per_page, probe_bytes)
+    before = run_probe(munlock_ns_per_page, probe_bytes)
     null_ns = warm_munlock_path(addr)
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     t1 = time.monotonic_ns()
+    after = run_probe(munlock_ns_per_page, probe_bytes)
+    probe = sandwich(before, after, "probe_munlock_ns_per_page")
     # Counted after munlock (which leaves pages present), not before: a mincore over the whole range just
     # before the timed call tripled munlock() of an untouched 512 MiB range (3 us -> 8 us, cache pollution).
     present = resident_bytes(addr, vma_bytes)
@@ -136,7 +138,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
         row.update(munlock_ns=msg["munlock_ns"], munlock_null_s=msg["munlock_null_ns"] / 1e9,
                    populated_bytes=msg["populated_bytes"],
                    resident_after_munlock_bytes=msg["resident_after_bytes"],
-                   **{k: msg[k] for k in ("probe_munlock_ns_per_page", "probe_bytes", "probe_skipped")})
+                   **{k: msg[k] for k in ("probe_munlock_ns_per_page", "probe_munlock_before_ns_per_page",
+                                          "probe_munlock_after_ns_per_page", "probe_bytes", "probe_skipped")})
         c.reply()
         c.expect("done")
     return row

@@ -102,3 +102,15 @@ def run_probe(fn, probe_bytes: int) -> dict:
                 "probe_skipped": f"RLIMIT_MEMLOCK leaves {size >> 10} KiB to lock, under the probe's 1 MiB minimum"}
     ns, why = fn(size)
     return {col: ns, "probe_bytes": size if ns is not None else 0, "probe_skipped": why}
+
+
+def sandwich(before: dict, after: dict, col: str) -> dict:
+    """Two probes' columns, one just before and one just after the row's timed work, as one: `col` the
+    mean of the two (the host's state drifts; the mean sits at the work's moment), each kept as
+    `col` with `_before`/`_after` inserted before `_ns_per_page`; one that could not run leaves the other."""
+    stem = col.removesuffix("_ns_per_page")
+    a, b = before.get(col), after.get(col)
+    both = [x for x in (a, b) if x is not None]
+    return {col: sum(both) / len(both) if both else None, f"{stem}_before_ns_per_page": a,
+            f"{stem}_after_ns_per_page": b, "probe_bytes": before.get("probe_bytes") or after.get("probe_bytes") or 0,
+            "probe_skipped": before.get("probe_skipped") if not both else None}
