@@ -165,3 +165,20 @@ def test_probe_of_munmap_of_locked_pages_prices_the_whole_per_page_exit():
     assert abs(p["zap_present_ns"] + p["zap_munlock_ns"] - 600.0) < 1e-9
     assert p["zap_present_ns"] / p["zap_munlock_ns"] == pytest.approx(prof["zap_present_ns"] / prof["zap_munlock_ns"])
     assert priced_at_row(prof, pd.Series({"probe_munlock_ns_per_page": float("nan")})) is prof
+
+
+def test_an_oom_killed_replay_is_simulated_with_its_probes_pages_unmapped_at_exit():
+    """A replayer killed by the group's OOM killer still has its probe mapped, so its exit unmaps those
+    pages too: the simulated time grows by exactly their unmapping; a completed replay's does not."""
+    from mmlab.sim.validate import prepatch_vs_replay
+
+    prof = reference()
+    base = {"experiment": "prepatch-replay", "method": "replay", "vma_bytes": 64 << 20, "populated_bytes": 16 << 20,
+            "setting": "cgroup-oom", "outcome": "oom-killed", "headroom_fraction": 0.5, "unreached_pages": 12288,
+            "replay_s": 0.03, "repeat": 0}
+    probed = dict(base, probe_munlock_pages=1024, probe_fault_pages=3072)
+    plain, with_probe = (prepatch_vs_replay(pd.DataFrame([r]), prof).sim.iloc[0] for r in (base, probed))
+    assert with_probe - plain == pytest.approx(4096 * prof["zap_present_ns"] * 1e-9)
+    done = dict(probed, setting="free", outcome="ok", pages_faulted=12288)
+    done_plain = dict(base, setting="free", outcome="ok", pages_faulted=12288)
+    assert prepatch_vs_replay(pd.DataFrame([done]), prof).sim.iloc[0] == prepatch_vs_replay(pd.DataFrame([done_plain]), prof).sim.iloc[0]

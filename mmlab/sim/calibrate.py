@@ -7,7 +7,9 @@ What comes from where (column names of the real experiments):
   too: mlock populates through __get_user_pages -> faultin_page, the write fault the pre-patch munlock took
   (mlock_folio on top is small: MADV_POPULATE_WRITE measured 1206 ns/page against mlock's 1137 on the reference
   machine);
-- oom-kill: oom_kill_s = the victim's limit_to_kill_s (first failed charge at the limit to the kill);
+- oom-kill: oom_kill_s = the victim's first memcg reclaim at the limit to mark_victim when traced (else limit_to_kill_s,
+  user space's view: first failed charge to the oom_kill count rising), oom_kill_to_exit_s = its traced SIGKILL to
+  do_exit;
 - sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock while zapping) -> exit_base_s,
   and zap_munlock_ns = that per-page cost less zap_present_ns (runs without munmap timings: zap_present_ns = per-page
   less munlock_present_ns, and zap_munlock_ns = munlock_present_ns);
@@ -153,9 +155,16 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
                                                       "zapping taken as munlock())"))
 
     ok = _rows(df, "oom-kill")
-    if "limit_to_kill_s" in ok:
+    traced = ok[ok["k_mark_victim_s"].notna() & ok["k_limit_s"].notna()] if {"k_mark_victim_s", "k_limit_s"} <= set(ok) else ok.iloc[0:0]
+    if len(traced):  # the kernel's own times, from its tracepoints
+        put("oom_kill_s", _cost(traced["k_mark_victim_s"] - traced["k_limit_s"], "oom-kill victim, traced: first memcg "
+                                "reclaim at the group's limit to mark_victim (tracepoints)"))
+    elif "limit_to_kill_s" in ok:
         put("oom_kill_s", _cost(ok["limit_to_kill_s"], "oom-kill victim limit_to_kill_s (first failed charge at the "
                                 "group's limit to the oom_kill count rising)"))
+    if "k_kill_to_exit_s" in ok:
+        put("oom_kill_to_exit_s", _cost(ok["k_kill_to_exit_s"], "oom-kill victim, traced: SIGKILL generated to do_exit "
+                                        "(signal_generate -> sched_process_exit)"))
 
     fr = _rows(df, "file-mapping")
     if "operation" in fr:  # file pages already in the page cache (page cache warm), faulted as the old kernels did

@@ -41,6 +41,8 @@ OPS: dict[str, tuple[str, str]] = {
     "exit_base_s": ("s", "fixed cost from SIGKILL to reap of a small process"),
     "oom_kill_s": ("s", "a memory cgroup's OOM kill: from the first charge failing at the limit to the victim's SIGKILL "
                         "(reclaim retries, victim selection, the OOM report)"),
+    "oom_kill_to_exit_s": ("s", "an OOM victim killed in its memory cgroup's charge path: from SIGKILL generated to its "
+                                "do_exit (tracepoints signal_generate -> sched_process_exit)"),
 }
 
 
@@ -208,6 +210,8 @@ def desktop_2009() -> Profile:
         "exit_base_s": Cost(1e-3, 0.5e-3, 3e-3, "fork/exit/wait of a small process on a 2009 desktop, about a millisecond"),
         "oom_kill_s": Cost(5e-3, 1e-3, 50e-3, "a memcg OOM kill (reclaim retries, selection, report): a few ms as measured "
                                               "here on 6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
+        "oom_kill_to_exit_s": Cost(5e-3, 1e-3, 50e-3, "a memcg OOM victim's SIGKILL to do_exit: a few ms as traced here on "
+                                                      "6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
     }
     return Profile("desktop-2009", c, ram_bytes=2 * _GIB, free_bytes=256 * _MIB, page_cache_bytes=768 * _MIB,
                    other_anon_bytes=640 * _MIB, swap_bytes=2 * _GIB, min_free_bytes=5792 << 10,

@@ -95,7 +95,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     """The physics of one point, as a flat dict (fast enough for 10,000-point sweeps). `room_pages`: what
     a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there.
     `oom_kill`: a pass stopped by the limit invokes the group's OOM killer (default OOM handling), whose
-    own time (`oom_kill_s`: reclaim retries, selection, report) comes before the reap.
+    own time (`oom_kill_s`: reclaim retries, selection, report) and the victim's way from SIGKILL to do_exit
+    out of its charge path (`oom_kill_to_exit_s`) come before the reap.
 
     Memory is the profile's (memory.py): what mlock populated is mlocked (unevictable), and what the
     exit's munlock pass allocates comes from free memory, clean page cache, then swap. A pass that needs
@@ -157,7 +158,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     munlock.counts.update(files.counts)
     pass_s = profile.price(munlock.counts)
     mm_s = profile.price(munlock.counts + unmap.counts)
-    fixed = Counter(exit_base_s=1, oom_kill_s=int(oom_kill and munlock.limit_hit))
+    killed = int(oom_kill and munlock.limit_hit)
+    fixed = Counter(exit_base_s=1, oom_kill_s=killed, oom_kill_to_exit_s=killed)
     exit_s = tuple(m + f for m, f in zip(mm_s, profile.price(fixed)))
     writeback_s = profile.price({"writeback_ns": munlock.dirtied})
     row = {

@@ -152,6 +152,17 @@ def latest_munlock_partial(df: pd.DataFrame, profile: Profile, paired: bool = Fa
                        paired=paired)
 
 
+def probe_pages(r: pd.Series) -> int:
+    """Pages a replay row's probe had present when the replay's fault-in began (its present share plus
+    what its fault-in added), 0 without a probe."""
+    n = 0
+    for col in ("probe_munlock_pages", "probe_fault_pages"):
+        v = r.get(col)
+        if v is not None and pd.notna(v):
+            n += int(v)
+    return n
+
+
 def replay_room_pages(r: pd.Series) -> int | None:
     """Pages a cgroup setting's limit let the replay allocate: `pages_faulted` where the replay reported
     it (ENOMEM), else headroom_fraction x unreached (the limit the experiment set; an OOM-killed replay
@@ -177,16 +188,20 @@ def prepatch_vs_replay(df: pd.DataFrame, profile: Profile, paired: bool = False)
     simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
     In the cgroup settings the simulated pass stops where the group's limit stopped the replay
     (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
-    includes the group's OOM kill (oom_kill_s) and the process-exit base cost (exit_s)."""
+    includes the group's OOM kill (oom_kill_s, oom_kill_to_exit_s), the process-exit base cost (exit_s)
+    and the unmapping of the probe's pages, which the killed replayer still had mapped."""
     era = replay_era()
     at = _pricing(profile, paired)
 
     def sim(r: pd.Series):
         killed = r.get("outcome") == "oom-killed"
-        row = sigkill.run(era, at(r), _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
+        prof = at(r)
+        row = sigkill.run(era, prof, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
                           room_pages=replay_room_pages(r), oom_kill=killed)
         key = "exit_s" if killed else "exit_mm_s"
-        return row[key], row[f"{key}_lo"], row[f"{key}_hi"]
+        # a killed replayer's exit also unmaps its probe's pages, which a completed replay unmaps before timing
+        extra = probe_pages(r) * prof["zap_present_ns"] * 1e-9 if killed else 0.0
+        return row[key] + extra, row[f"{key}_lo"] + extra, row[f"{key}_hi"] + extra
     return ratio_table(_real(df, "prepatch-replay", "replay"), "replay_s", sim,
                        "prepatch-replay.replay_s: sim 2.6.31 exit_mm / replay", paired=paired)
 
