@@ -191,14 +191,17 @@ def test_file_costs_come_from_the_file_mapping_rows():
 
 def test_traced_oom_kill_rows_give_the_kernels_own_kill_and_exit_times():
     """Victim rows with tracepoint times: oom_kill_s is the kernel's first reclaim at the limit to
-    mark_victim (not user space's later view), oom_kill_to_exit_s the SIGKILL to do_exit."""
+    mark_victim (not user space's later view), oom_kill_to_exit_s the SIGKILL to do_exit, memcg_limit_s the
+    reclaim retries before the charge is given up (first reclaim to the OOM killer invoked)."""
     import pandas as pd
 
     from mmlab.sim.calibrate import calibrate_from_runs
 
     rows = pd.DataFrame([{"experiment": "oom-kill", "method": "real", "role": "victim", "warmup": False, "repeat": i,
-                          "limit_to_kill_s": 0.009, "k_limit_s": 0.100 + i * 1e-3, "k_mark_victim_s": 0.1012 + i * 1e-3,
+                          "limit_to_kill_s": 0.009, "k_limit_s": 0.100 + i * 1e-3, "k_oom_invoked_s": 0.1005 + i * 1e-3,
+                          "k_mark_victim_s": 0.1012 + i * 1e-3,
                           "k_kill_to_exit_s": 0.004} for i in range(3)])
     p = calibrate_from_runs(rows)
     assert abs(p["oom_kill_s"] - 0.0012) < 1e-9 and abs(p["oom_kill_to_exit_s"] - 0.004) < 1e-12
+    assert abs(p["memcg_limit_s"] - 0.0005) < 1e-9
     assert "traced" in p.costs["oom_kill_s"].source

@@ -9,7 +9,7 @@ What comes from where (column names of the real experiments):
   machine);
 - oom-kill: oom_kill_s = the victim's first memcg reclaim at the limit to mark_victim when traced (else limit_to_kill_s,
   user space's view: first failed charge to the oom_kill count rising), oom_kill_to_exit_s = its traced SIGKILL to
-  do_exit;
+  do_exit, memcg_limit_s = its traced first reclaim at the limit to the OOM killer invoked;
 - sigkill-during-mlock: kill_to_reap_s = exit_base_s + populated pages x (zap + munlock while zapping) -> exit_base_s,
   and zap_munlock_ns = that per-page cost less zap_present_ns (runs without munmap timings: zap_present_ns = per-page
   less munlock_present_ns, and zap_munlock_ns = munlock_present_ns);
@@ -162,6 +162,9 @@ def calibrate_from_runs(df: pd.DataFrame, prior: Profile | None = None, name: st
     elif "limit_to_kill_s" in ok:
         put("oom_kill_s", _cost(ok["limit_to_kill_s"], "oom-kill victim limit_to_kill_s (first failed charge at the "
                                 "group's limit to the oom_kill count rising)"))
+    if len(traced) and "k_oom_invoked_s" in traced:
+        put("memcg_limit_s", _cost(traced["k_oom_invoked_s"] - traced["k_limit_s"], "oom-kill victim, traced: first memcg "
+                                   "reclaim at the group's limit to the OOM killer invoked (the charge given up)"))
     if "k_kill_to_exit_s" in ok:
         put("oom_kill_to_exit_s", _cost(ok["k_kill_to_exit_s"], "oom-kill victim, traced: SIGKILL generated to do_exit "
                                         "(signal_generate -> sched_process_exit)"))

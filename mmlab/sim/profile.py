@@ -41,6 +41,8 @@ OPS: dict[str, tuple[str, str]] = {
     "exit_base_s": ("s", "fixed cost from SIGKILL to reap of a small process"),
     "oom_kill_s": ("s", "a memory cgroup's OOM kill: from the first charge failing at the limit to the victim's SIGKILL "
                         "(reclaim retries, victim selection, the OOM report)"),
+    "memcg_limit_s": ("s", "a charge failing at a memory cgroup's limit: from the first reclaim there to the charge "
+                           "given up (reclaim retries; tracepoints: first memcg reclaim -> OOM invoked)"),
     "oom_kill_to_exit_s": ("s", "an OOM victim killed in its memory cgroup's charge path: from SIGKILL generated to its "
                                 "do_exit (tracepoints signal_generate -> sched_process_exit)"),
 }
@@ -210,6 +212,8 @@ def desktop_2009() -> Profile:
         "exit_base_s": Cost(1e-3, 0.5e-3, 3e-3, "fork/exit/wait of a small process on a 2009 desktop, about a millisecond"),
         "oom_kill_s": Cost(5e-3, 1e-3, 50e-3, "a memcg OOM kill (reclaim retries, selection, report): a few ms as measured "
                                               "here on 6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
+        "memcg_limit_s": Cost(1e-3, 0.1e-3, 10e-3, "reclaim retries before a memcg charge fails: under a millisecond as "
+                                                   "traced here on 6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
         "oom_kill_to_exit_s": Cost(5e-3, 1e-3, 50e-3, "a memcg OOM victim's SIGKILL to do_exit: a few ms as traced here on "
                                                       "6.18, wide; not used for Wakabayashi's test (no memory cgroup)"),
     }

@@ -96,7 +96,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
     a memory cgroup's limit lets the exit allocate (None = no group): the old munlock pass stops there.
     `oom_kill`: a pass stopped by the limit invokes the group's OOM killer (default OOM handling), whose
     own time (`oom_kill_s`: reclaim retries, selection, report) and the victim's way from SIGKILL to do_exit
-    out of its charge path (`oom_kill_to_exit_s`) come before the reap.
+    out of its charge path (`oom_kill_to_exit_s`) come before the reap; without it the charge fails after
+    the group's reclaim retries (`memcg_limit_s`) and the pass gives up the VMA.
 
     Memory is the profile's (memory.py): what mlock populated is mlocked (unevictable), and what the
     exit's munlock pass allocates comes from free memory, clean page cache, then swap. A pass that needs
@@ -155,6 +156,8 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
         munlock.read_in += extra
     files = memory.file_pages(got.left, dirty_limit, mlock_dirtied, munlock.dirtied, munlock.read_in)
     munlock.counts.update(got.counts)
+    if munlock.limit_hit and not oom_kill:  # the charge that fails ends the pass, after the group's reclaim retries
+        munlock.counts["memcg_limit_s"] += 1
     munlock.counts.update(files.counts)
     pass_s = profile.price(munlock.counts)
     mm_s = profile.price(munlock.counts + unmap.counts)

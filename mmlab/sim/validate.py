@@ -216,6 +216,8 @@ def replay_parts_simulated(r: pd.Series, profile: Profile) -> dict[str, float]:
     munlock, unmap = exit_mmap(replay_era(), vma, replay_room_pages(r))
     unlock = {k: n for k, n in munlock.counts.items() if k == "munlock_present_ns"}
     fault = {k: n for k, n in munlock.counts.items() if k != "munlock_present_ns"}
+    if munlock.limit_hit:  # its last charge failed at the group's limit, after the reclaim retries
+        fault["memcg_limit_s"] = 1
     return {"munlock_s": profile.price(unlock)[0], "fault_s": profile.price(fault)[0],
             "munmap_s": profile.price(unmap.counts)[0]}
 
