@@ -6,9 +6,12 @@ when mlock has populated `populated_bytes` (or after `kill_after_s`), then times
 pidfd. Since 4779280d1ea4 mlock's get_user_pages stops on the fatal signal; what the exit then costs is
 the question of the 2009 thread: 2.6.31 faulted in every page mlock never reached, a patched kernel
 pays only for the populated pages (kernel-history 1, 5), so at the same populated size a 64 GiB VMA and
-a 1 GiB one should exit in the same time. Just before its mlock() the child times munmap() of a separate
-locked `probe_bytes` VMA (probe.py): the per-page price of the exit's work at that moment, with which the
-model check prices the row. VMA sizes are interleaved within each repetition because
+a 1 GiB one should exit in the same time. With a probe, the child first mlocks all but the last 8 MiB
+of the kill target, then times munmap() of a separate locked `probe_bytes` VMA (probe.py), then mlocks
+the whole VMA, which populates on until the kill: the probe is the per-page price of the exit's work
+moments before it (a probe before all of the mlock tracked the exit poorly at 256 MiB), with which the
+model check prices the row; the state at the kill is the same. `mlock_to_kill_s` then times the second
+mlock() only. VMA sizes are interleaved within each repetition because
 first-touch cost depends on how recently the memory was freed (MEASURING.md).
 """
 from __future__ import annotations
@@ -48,11 +51,27 @@ class SigkillParams(RealParams):
                                f"at most the smallest vma_bytes ({format_bytes(min(self.vma_bytes))})", "exceeds a VMA")
 
 
-def child_main(ctx, vma_bytes: int, probe_bytes: int = 0) -> None:
-    """Runs in the child: map, report, probe munmap() of a locked VMA (the exit's per-page work), then
-    mlock the whole VMA (the parent kills it part-way)."""
+PROBE_TAIL_BYTES = 8 << 20  # with a probe, what mlock() still has to populate when the kill comes
+
+
+def prefix_bytes(target_bytes: int, probe_bytes: int) -> int:
+    """With a probe, the part of the kill target mlocked before it: all but the last PROBE_TAIL_BYTES (at
+    most half the target), so the probe runs moments before the kill on pages allocated just after the
+    ones the exit will free; 0 without a probe."""
+    if probe_bytes <= 0:
+        return 0
+    return max(0, target_bytes - min(PROBE_TAIL_BYTES, target_bytes // 2)) // PAGE_BYTES * PAGE_BYTES
+
+
+def child_main(ctx, vma_bytes: int, probe_bytes: int = 0, prefix_bytes: int = 0) -> None:
+    """Runs in the child: map, report, mlock the first `prefix_bytes`, probe munmap() of a locked VMA
+    (the exit's per-page work), then mlock the whole VMA (the parent kills it part-way). The first
+    mlock() leaves that prefix VM_LOCKED and present, the second merges the VMA back into one VM_LOCKED
+    VMA and populates on from there: at the kill the state is the one a single mlock() would leave."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")
+    if prefix_bytes:
+        libc.mlock(addr, prefix_bytes)
     probe = run_probe(munmap_locked_ns_per_page, probe_bytes)
     ctx.send("locking", t_ns=time.monotonic_ns(), **probe)
     libc.mlock(addr, vma_bytes)
@@ -70,8 +89,10 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         if h is not None:
             group = stack.enter_context(cgroup.memory_cgroup(target_bytes + CGROUP_SLACK_BYTES))
             row["cgroup_limit_bytes"] = target_bytes + CGROUP_SLACK_BYTES
+        prefix = prefix_bytes(target_bytes, params.probe_bytes)
+        row["prefix_bytes"] = prefix
         c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes,
-                                      probe_bytes=params.probe_bytes))
+                                      probe_bytes=params.probe_bytes, prefix_bytes=prefix))
         c.expect("mapped")
         if group is not None:
             group.add(c.pid)
