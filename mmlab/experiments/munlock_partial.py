@@ -43,7 +43,7 @@ CGROUP_SLACK_BYTES = 4 << 20  # charged to the group by the Python child itself 
 
 @dataclass(frozen=True)
 class MunlockPartialParams(RealParams):
-    repeats: int = p.integer(7, "measured repetitions per point (an untouched range takes microseconds: single interrupts matter)", 1, 100)
+    repeats: int = p.integer(11, "measured repetitions per point (an untouched range takes microseconds: single interrupts matter; the model check needs the median of its per-row ratios within a few percent)", 1, 100)
     vma_bytes: tuple = p.sizes(["64MiB", "512MiB"], "sizes of the VM_LOCKED VMA", hi=1 << 44)
     populated_fractions: tuple = p.reals([0.0, 0.1, 0.25, 0.5, 1.0], "fractions of the VMA populated before munlock()", 0.0, 1.0)
     variants: tuple = p.choices(list(VARIANTS), VARIANTS,

@@ -65,7 +65,7 @@ PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 51
 
 @dataclass(frozen=True)
 class ReplayParams(RealParams):
-    repeats: int = p.integer(7, "measured repetitions per point (per-page fault cost swings 1.1-4 us between repeats)", 1, 100)
+    repeats: int = p.integer(9, "measured repetitions per point (per-page fault cost swings 1.1-4 us between repeats)", 1, 100)
     vma_bytes: tuple = p.sizes(["64MiB", "256MiB"], "sizes of the VMA whose mlock was cut short", hi=1 << 40)
     populated_fraction: float = p.real(0.25, "fraction of the VMA mlock had populated when it was cut short", 0.0, 1.0)
     settings: tuple = p.choices(list(SETTINGS), SETTINGS,

@@ -37,7 +37,7 @@ CGROUP_SLACK_BYTES = 64 << 20  # the group's limit above the kill target: room f
 
 @dataclass(frozen=True)
 class SigkillParams(RealParams):
-    repeats: int = p.integer(7, "measured repetitions per point (a 64 MiB kill's exit swings 6-10 ms between repeats)", 1, 100)
+    repeats: int = p.integer(11, "measured repetitions per point (a 64 MiB kill's exit swings 6-10 ms between repeats)", 1, 100)
     vma_bytes: tuple = p.sizes(["1GiB", "64GiB"], "sizes of the mlocked VMA (MAP_NORESERVE; may exceed RAM)", hi=1 << 44)
     populated_bytes: tuple = p.sizes(["64MiB", "256MiB"], "kill when mlock has populated this much (RSS growth)", lo=PAGE_BYTES)
     kill_after_s: float = p.seconds(30.0, "kill anyway this long after mlock() starts (a backstop)", 0.0, 600.0)
