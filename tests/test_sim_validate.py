@@ -183,3 +183,19 @@ def test_an_oom_killed_replay_is_simulated_with_its_probes_pages_unmapped_at_exi
     done = dict(probed, setting="free", outcome="ok", pages_faulted=12288)
     done_plain = dict(base, setting="free", outcome="ok", pages_faulted=12288)
     assert prepatch_vs_replay(pd.DataFrame([done]), prof).sim.iloc[0] == prepatch_vs_replay(pd.DataFrame([done_plain]), prof).sim.iloc[0]
+
+
+def test_ratio_table_for_readers_names_each_point_and_keeps_its_interval():
+    """The reader's table has one row per point, says which variant or setting it is, carries seconds in
+    columns a reader's formatter turns into units, and the ratio with its interval."""
+    from mmlab.sim.validate import for_readers, latest_munlock_partial
+
+    rows = [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": 32 << 20,
+             "target_populated_fraction": 0.5, "variant": v, "munlock_s": 2e-3 * (1 + i / 10), "munlock_null_s": 2e-6,
+             "repeat": i} for v in ("onfault", "cgroup-limit") for i in range(3)]
+    t = latest_munlock_partial(pd.DataFrame(rows), reference())
+    r = for_readers(t)
+    assert len(r) == 2 and set(r["case"]) == {"onfault", "cgroup-limit"}
+    assert (r["real_s"] == t["real"]).all() and all("-" in x for x in r["ratio range (model, measured)"])
+    paired = for_readers(latest_munlock_partial(pd.DataFrame(rows), reference(), paired=True))
+    assert "ratio 95% CI (bootstrap)" in paired and "ratio range (model, measured)" not in paired

@@ -397,3 +397,25 @@ def deciding_knobs(sens: pd.DataFrame) -> pd.DataFrame:
                     "spread_of_published": spread, "outcomes": ", ".join(outcomes),
                     "decides": bool(len(outcomes) > 1 or (spread >= DECIDES))})
     return pd.DataFrame(out)
+
+
+def for_readers(table: pd.DataFrame) -> pd.DataFrame:
+    """A ratio table as a reader wants it: the experiment, the point (VMA, populated, variant or setting),
+    rows (and rows probed), real and simulated seconds, the ratio with its 95% interval in one column,
+    the harness floor where measured, and the status."""
+    if table.empty:
+        return table
+    case = [next((str(r[k]) for k in ("variant", "setting") if k in r and isinstance(r[k], str)), "")
+            for _, r in table.iterrows()]
+    out = pd.DataFrame({"experiment": table["comparison"].str.split(".").str[0], "vma_bytes": table["vma_bytes"],
+                        "populated_bytes": table["populated_bytes"], "case": case, "rows": table["n_real"]})
+    if "n_probed" in table:
+        out["rows_probed"] = table["n_probed"]
+    # paired: a 95% bootstrap CI of the median of per-row ratios over measured rows; else the span of the
+    # model's range over the measured interval, which is no CI
+    paired = "pricing" in table and (table["pricing"] == "paired").all()
+    interval = "ratio 95% CI (bootstrap)" if paired else "ratio range (model, measured)"
+    out = out.assign(real_s=table["real"], sim_s=table["sim"], ratio=table["ratio"].round(2),
+                     **{interval: [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(table["ratio_lo"], table["ratio_hi"])]},
+                     floor_s=table["floor_s"], status=table["status"])
+    return out
