@@ -31,7 +31,7 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
-from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe, sandwich
+from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe, sandwich, warm_munlock_path
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildError
 
@@ -49,21 +49,6 @@ class MunlockPartialParams(RealParams):
     variants: tuple = p.choices(list(VARIANTS), VARIANTS,
                                 "onfault (mlock2 MLOCK_ONFAULT then populate) | cgroup-limit (mlock stopped by a v1 memory cgroup limit)")
     probe_bytes: int = probe_bytes_field()
-
-
-NULL_CALLS = 8  # zero-length munlock() calls just before the timed one
-
-
-def warm_munlock_path(addr: int) -> int:
-    """Zero-length munlock() calls (the syscall entry and mmap_lock, no VMA touched: apply_vma_lock_flags
-    returns at start == end) so the timed call does not pay for a CPU just woken from the pipe handshake
-    (a cold first call here took ~57 us against ~2 us warm). Returns the last call's ns: the harness floor."""
-    ns = 0
-    for _ in range(NULL_CALLS):
-        t0 = time.monotonic_ns()
-        libc.munlock(addr, 0)
-        ns = time.monotonic_ns() - t0
-    return ns
 
 
 def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_bytes: int = 0) -> None:

@@ -51,7 +51,8 @@ from mmlab.experiments.cut_short import (
     resident_bytes,
     term_signal,
 )
-from mmlab.experiments.probe import MIN_PROBE_BYTES, probe_bytes_field, room_bytes
+from mmlab.experiments.probe import fit as fit_probe
+from mmlab.experiments.probe import probe_bytes_field, room_bytes
 from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc, procfs
 from mmlab.kernel.child import Child, ChildDied, ChildError
@@ -90,12 +91,11 @@ def kernel_at_least(major: int, minor: int, release: str | None = None) -> bool:
 def probe_plan(probe_bytes: int, lockable_bytes: int, populated_fraction: float) -> tuple[int, str | None]:
     """The probe VMA's size as it will run, and why it is skipped (None if it is not): at most what this
     process may still lock (`probe.room_bytes`: RLIMIT_MEMLOCK less VmLck without CAP_IPC_LOCK), whole
-    pages, skipped under the in-row probes' minimum or when it cannot hold a present and an absent page."""
-    if probe_bytes <= 0:
-        return 0, "probe_bytes is 0"
-    size = min(probe_bytes, lockable_bytes) // PAGE_BYTES * PAGE_BYTES
-    if size < min(probe_bytes, MIN_PROBE_BYTES):
-        return 0, f"RLIMIT_MEMLOCK leaves {lockable_bytes >> 10} KiB to lock, under the probe's 1 MiB minimum"
+    pages, skipped under the in-row probes' minimum (`probe.fit`) or when it cannot hold a present and an
+    absent page."""
+    size, why = fit_probe(probe_bytes, lockable_bytes)
+    if not size:
+        return 0, why
     pages = size // PAGE_BYTES
     present = int(size * populated_fraction) // PAGE_BYTES
     if (populated_fraction > 0 and present < 1) or pages - present < 1:
