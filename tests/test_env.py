@@ -1,4 +1,5 @@
-"""The host facts that move memory timings, captured with every run: DAMON, free page reporting."""
+"""The host facts that move memory timings, captured with every run: DAMON, free page reporting, the
+console an OOM kill writes to."""
 from mmlab.kernel import env, procfs
 
 
@@ -61,3 +62,14 @@ def test_the_commit_is_read_in_a_git_worktree_too(tmp_path):
     wt.mkdir()
     (wt / ".git").write_text(f"gitdir: {wt_git}\n")
     assert env.git_commit(wt) == sha[:12]
+
+
+def test_console_loglevel_and_consoles_say_whether_an_oom_kill_line_is_written_out():
+    # KERN_ERR (3) reaches the consoles when console_loglevel is above 3
+    assert env.parse_console_loglevel("4\t4\t1\t7\n") == 4
+    assert env.parse_console_loglevel("") is None
+    consoles = "ttyS0                -W- (EC  p a)    4:64\nnetcon0              -W- (E     a)\n"
+    assert env.parse_consoles(consoles) == "ttyS0,netcon0"
+    assert env.parse_consoles("") == "none"
+    e = env.capture()
+    assert e["console_loglevel"] is None or 0 <= e["console_loglevel"] <= 15

@@ -80,3 +80,12 @@ def test_set_up_cells_that_show_nothing_fold_into_one_block():
     nb, _ = reader_view.ReaderView().preprocess(nb, {})
     assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code", "code"]
     assert nb.cells[1].source == "a = 1\n\nb = 2\n\nc = 3" and nb.cells[2].source == "print(a)"
+
+
+def test_limitations_say_when_an_oom_victim_writes_its_kill_line_to_a_console():
+    from mmlab.study import sentences
+
+    env = {"cpu_count": 2, "console_loglevel": 4, "consoles": "ttyS0"}
+    assert "ttyS0" in sentences.limitations(env, True, "reference")
+    quiet = sentences.limitations({**env, "console_loglevel": 3}, True, "reference")
+    assert "console" not in quiet

@@ -36,6 +36,20 @@ def parse_cpu_model(cpuinfo: str) -> str:
     return platform.processor() or "unknown"
 
 
+def parse_console_loglevel(printk: str) -> int | None:
+    """`4\t4\t1\t7` (/proc/sys/kernel/printk) -> 4: messages of a lower level (more severe) reach the consoles.
+    An OOM kill's `Killed process` line is KERN_ERR (3), so at 4 or above the victim itself writes it to every
+    console before it can exit (mm/oom_kill.c __oom_kill_process: pr_err after the SIGKILL)."""
+    first = printk.split()[:1]
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
+def parse_consoles(text: str) -> str:
+    """/proc/consoles -> the console devices, e.g. `ttyS0` (a serial console writes a byte at a time), or `none`."""
+    names = [line.split()[0] for line in text.splitlines() if line.strip()]
+    return ",".join(names) or "none"
+
+
 DAMON_ADMIN = Path("/sys/kernel/mm/damon/admin/kdamonds")
 
 
@@ -114,6 +128,8 @@ def capture(experiments: Mapping[str, dict] | None = None) -> dict:
         "cgroup_version": ",".join(f"v{h.version}" for h in cgroup.candidate_parents()[:1]) or "none",
         "memory_cgroup": cg_ok,
         "memory_cgroup_detail": cg_why,
+        "console_loglevel": parse_console_loglevel(_read("/proc/sys/kernel/printk")),
+        "consoles": parse_consoles(_read("/proc/consoles")),
         "cpu_model": parse_cpu_model(_read("/proc/cpuinfo")),
         "cpu_count": os.cpu_count(),
         "python_version": sys.version.split()[0],

@@ -44,7 +44,9 @@ OPS: dict[str, tuple[str, str]] = {
     "memcg_limit_s": ("s", "a charge failing at a memory cgroup's limit: from the first reclaim there to the charge "
                            "given up (reclaim retries; tracepoints: first memcg reclaim -> OOM invoked)"),
     "oom_kill_to_exit_s": ("s", "an OOM victim killed in its memory cgroup's charge path: from SIGKILL generated to its "
-                                "do_exit (tracepoints signal_generate -> sched_process_exit)"),
+                                "do_exit (tracepoints signal_generate -> sched_process_exit); mostly the victim writing "
+                                "the OOM killer's KERN_ERR 'Killed process' line to the console, where console_loglevel "
+                                "lets it through (mm/oom_kill.c __oom_kill_process), so it depends on the console"),
 }
 
 

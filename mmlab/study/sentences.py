@@ -211,6 +211,11 @@ def limitations(env: Mapping[str, object], guest: bool, profile: str) -> str:
                      "touch of it is several times slower; notebooks pause before timed first touches.")
     if str(env.get("damon", "")).startswith("on"):
         items.append(f"DAMON is running ({env['damon']}): it may page out memory behind an experiment's back.")
+    level = env.get("console_loglevel")
+    if isinstance(level, int) and level > 3 and env.get("consoles") not in (None, "none"):
+        items.append(f"The kernel writes KERN_ERR messages to its console ({env['consoles']}, console_loglevel {level}): "
+                     "an OOM victim writes the OOM killer's 'Killed process' line there itself before it can exit, "
+                     "which on a serial console takes milliseconds (`oom_kill_to_exit_s`).")
     if env.get("cgroup_version") == "v1" or "v1" in str(env.get("memory_cgroup_detail", "")):
         items.append("OOM kills are measured inside a cgroup-v1 memory cgroup (its limit plays the machine's RAM): "
                      "a memcg OOM, not the global OOM killer and reserves of the 2009 thread.")
