@@ -207,13 +207,14 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
             parts = (meta.get("skipped_parts") or {}).get(name)
             if parts:
                 skipped.setdefault(meta.get("run_id", d.name), {})[name] = dict(parts)
-            for k, v in envcols.items():
-                df[k] = v
+            if envcols:  # one block, not one insert per column (a frame of many columns fragments)
+                env_df = pd.DataFrame({k: [v] * len(df) for k, v in envcols.items()}, index=df.index)
+                df = pd.concat([df.drop(columns=[k for k in envcols if k in df]), env_df], axis=1)
             frames.append(df)
     if not frames:
         out = pd.DataFrame(columns=["experiment", "method", "run_id"])
     else:
-        out = pd.concat(frames, ignore_index=True, sort=False)
+        out = pd.concat(frames, ignore_index=True, sort=False).copy()  # copy(): one block per dtype, not per frame
     out.attrs["skipped_parts"] = skipped
     return out
 
