@@ -209,7 +209,7 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
                 skipped.setdefault(meta.get("run_id", d.name), {})[name] = dict(parts)
             if envcols:  # one block, not one insert per column (a frame of many columns fragments)
                 env_df = pd.DataFrame({k: [v] * len(df) for k, v in envcols.items()}, index=df.index)
-                df = pd.concat([df.drop(columns=[k for k in envcols if k in df]), env_df], axis=1)
+                df = pd.concat([df.drop(columns=list(envcols), errors="ignore"), env_df], axis=1)
             frames.append(df)
     if not frames:
         out = pd.DataFrame(columns=["experiment", "method", "run_id"])

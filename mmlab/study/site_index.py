@@ -23,8 +23,8 @@ THREAD = (  # the 2009 thread and the fix, as cited by kernel-history.md (Messag
 )
 PUBLIC_FACTS = ("host_tag", "kernel_release", "kernel_version", "machine", "cpu_model", "cpu_count", "page_size_bytes",
                 "mem_total_bytes", "mem_available_bytes", "swap_total_bytes", "overcommit_memory", "thp_enabled",
-                "thp_defrag", "damon", "page_reporting", "console_loglevel", "consoles", "rlimit_memlock_soft_bytes", "rlimit_memlock_hard_bytes",
-                "cap_ipc_lock", "cgroup_version", "memory_cgroup", "memory_cgroup_detail", "python_version",
+                "thp_defrag", "damon", "page_reporting", "console_loglevel", "consoles", "rlimit_memlock_soft_bytes",
+                "rlimit_memlock_hard_bytes", "cap_ipc_lock", "cgroup_version", "memory_cgroup", "memory_cgroup_detail", "python_version",
                 "mmlab_version", "git_commit")
 
 
