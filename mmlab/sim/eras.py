@@ -56,6 +56,11 @@ class Work:
         self.never_ends = self.never_ends or other.never_ends
         return self
 
+    def read(self, pages: int) -> None:
+        """`pages` file pages read from disk into the page cache at their fault (filemap_fault)."""
+        self.counts["file_read_ns"] += pages
+        self.read_in += pages
+
 
 class MunlockPass(Protocol):
     """How one kernel munlocks a VM_LOCKED VMA (munlock() or munlock_vma_pages_all at exit). `room_pages`:
@@ -115,9 +120,8 @@ class GupFaultMunlock:
             w.dirtied += faulted
         else:
             w.counts["file_fault_ns"] += faulted  # read fault mapping the page-cache page
-        if not vma.anon and not getattr(vma, "cached", True):
-            w.counts["file_read_ns"] += faulted  # filemap_fault reads the page in first
-            w.read_in += faulted
+        if not vma.anon and not vma.cached:
+            w.read(faulted)  # filemap_fault reads the page in first
         w.faulted += faulted
         return w
 

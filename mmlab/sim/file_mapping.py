@@ -57,7 +57,6 @@ NAME = "file-mapping"
 FILESYSTEMS = ("disk", "tmpfs")
 MAPPINGS = ("private", "shared")
 CACHES = ("cold", "warm")
-DIRTY_RATIO = memory.DIRTY_RATIO  # vm_dirty_ratio = 20 in mm/page-writeback.c@2.6.31.3 and by default on 6.18
 COSTS_PATH = paths.REFERENCE_DIR / "file-costs-reference.json"
 
 
@@ -196,7 +195,7 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
     write_gup_mlock = writable and (b.mlock_write == "VM_WRITE" or not shared)
     # the mlock bookkeeping on top of a read fault, measured as mlock less MADV_POPULATE_READ of a shared mapping
     mlock_extra = _less(costs.get("mlock", fs, "shared", cache), costs.get("populate_read", fs, "shared", cache))
-    dirty_limit = int(DIRTY_RATIO * free_bytes // PAGE_BYTES) if fs == "disk" else None  # tmpfs: no dirty accounting
+    dirty_limit = memory.dirty_limit(free_bytes) if fs == "disk" else None  # tmpfs: no dirty accounting
     writeback = c("writeback") if shared and fs == "disk" else Cost(0, 0, 0)
 
     mlock, dirtied_mlock, cowed_mlock = _Bill(), 0, 0
@@ -212,7 +211,7 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
     else:
         mlock.add(P, c("populate_read"))
         mlock.add(P, mlock_extra)
-    throttled_mlock = max(0, dirtied_mlock - dirty_limit) if dirty_limit is not None else 0
+    throttled_mlock = memory.throttled(dirty_limit, 0, dirtied_mlock) if dirty_limit is not None else 0
     mlock.add(throttled_mlock, writeback)
 
     # the munlock pass: munlock() of the VMA, or munlock_vma_pages_all at exit
@@ -238,7 +237,7 @@ def run(b: FileBehaviour, costs: FileCosts, *, mapping: str, fs: str, cache: str
         munlock.add(U, pte_none_ns)
     # dirty pages when the pass starts: none if writeback ran since mlock, else those mlock dirtied
     base = 0 if writeback_before_munlock else dirtied_mlock
-    throttled = max(0, base + dirtied - dirty_limit) - max(0, base - dirty_limit) if dirty_limit is not None else 0
+    throttled = memory.throttled(dirty_limit, base, dirtied) if dirty_limit is not None else 0
     munlock.add(throttled, writeback)
 
     exit_ = _Bill()

@@ -121,6 +121,12 @@ def dirty_limit(free_bytes: int) -> int:
     return int(DIRTY_RATIO * free_bytes) // PAGE_BYTES
 
 
+def throttled(limit: int, dirty_before: int, dirtied: int) -> int:
+    """Of `dirtied` pages made dirty on top of `dirty_before`, those past `limit`: balance_dirty_pages makes
+    the dirtier write each of them back itself."""
+    return max(0, dirty_before + dirtied - limit) - max(0, dirty_before - limit)
+
+
 @dataclasses.dataclass(frozen=True)
 class FilePages:
     """What a pass's file pages cost beside the faults: pages the dirtier wrote back itself because it was
@@ -138,9 +144,8 @@ class FilePages:
 def file_pages(mem: Memory, limit: int, dirty_before: int, dirtied: int, read_in: int) -> FilePages:
     """`dirtied` shared file pages made dirty on top of `dirty_before` (balance_dirty_pages: each past
     `limit` is written back by the dirtier), and `read_in` pages read into the page cache from `mem`."""
-    throttled = max(0, dirty_before + dirtied - limit) - max(0, dirty_before - limit)
     free = min(max(0, read_in), mem.free)
-    return FilePages(throttled, free, max(0, read_in) - free)
+    return FilePages(throttled(limit, dirty_before, dirtied), free, max(0, read_in) - free)
 
 
 def cache_file(mem: Memory, cached: int, locked: int = 0) -> Memory:

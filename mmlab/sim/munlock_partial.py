@@ -62,9 +62,7 @@ def run(era: Era, profile: Profile, vma_pages: int, fraction: float, layout: str
     held = memory.populate(memory.cache_file(mem, cached, locked=in_place), vma.present - in_place)
     got = memory.take(held.left, w.allocated)  # munlocked pages and the new ones may go to swap
     if cached and w.faulted:  # pages past what the page cache holds are read in
-        extra = memory.read_past_cache(cached, vma.present, w.faulted)
-        w.counts["file_read_ns"] += extra
-        w.read_in += extra
+        w.read(memory.read_past_cache(cached, vma.present, w.faulted))
     files = memory.file_pages(got.left, memory.dirty_limit(profile.free_bytes), 0, w.dirtied, w.read_in)
     w.counts.update(got.counts)
     w.counts.update(files.counts)

@@ -132,7 +132,7 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
         base = memory.cache_file(mem, cached, locked=populated_pages)
     supply = memory.populate(base, new_pages)
     if not timed:
-        throttled = max(0, populated_pages - dirty_limit) if dirties else 0  # balance_dirty_pages: mlock writes back
+        throttled = memory.throttled(dirty_limit, 0, populated_pages) if dirties else 0  # balance_dirty_pages: mlock writes back
         mlock_s = (populated_pages * per_page_ns + max(0, populated_pages - cached) * read_ns
                    + throttled * profile["writeback_ns"]) * 1e-9 + profile.price(supply.counts)[0]
         outcome = memory.OOM_DURING_MLOCK if supply.short else outcome
@@ -151,9 +151,7 @@ def run(era: Era, profile: Profile, vma_pages: int, populated_pages: int | None 
             got = memory.take(supply.left, munlock.allocated)
     # the pass faults the unreached pages in address order: those past the cached part are read in first
     if not anon and page_cache != "cold" and munlock.faulted:
-        extra = memory.read_past_cache(cached, populated_pages, munlock.faulted - got.short)
-        munlock.counts["file_read_ns"] += extra
-        munlock.read_in += extra
+        munlock.read(memory.read_past_cache(cached, populated_pages, munlock.faulted - got.short))
     files = memory.file_pages(got.left, dirty_limit, mlock_dirtied, munlock.dirtied, munlock.read_in)
     munlock.counts.update(got.counts)
     if munlock.limit_hit and not oom_kill:  # the charge that fails ends the pass, after the group's reclaim retries
