@@ -1,6 +1,7 @@
 """Build hook: a wheel carries what mmlab reads at run time inside the package.
 
-The notebooks, the reference profile and dataset and the C reference program stay where a reader of
+The notebooks, the reference profile and dataset, the cited background documents and the C reference
+program stay where a reader of
 the repository looks for them (notebooks/, data/reference/, benchmarks/), edited in one place; building
 copies them to mmlab/_resources/, where mmlab.core.paths finds them when no source tree is beside the
 package. Everything else is declared in pyproject.toml.
@@ -13,7 +14,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 RESOURCES = {"notebooks": ("*.ipynb",), "data/reference": ("*.json", "runs/*/*.json", "runs/*/*.parquet"),
-             "benchmarks": ("mlock_ref.c",)}
+             "data/sources": ("*.md",), "benchmarks": ("mlock_ref.c",)}
 
 
 class BuildWithResources(build_py):

@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,18 @@ def _build_wheel(tmp_path: Path) -> Path:
     return next((tmp_path / "wheel").glob("mmlab-*.whl"))
 
 
+def test_the_shipped_sources_are_the_shared_documents_when_those_are_beside_the_project():
+    """data/sources/ holds copies of the background documents the notebooks cite; where the shared
+    originals sit beside the project, the copies must not have drifted from them."""
+    shipped = {p.name: p.read_bytes() for p in (ROOT / "data" / "sources").glob("*.md")}
+    assert set(shipped) == {"kernel-history.md", "MEASURING.md"}
+    shared = next((d for d in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if d.is_dir()), None)
+    if shared is None:
+        pytest.skip("no shared/ folder beside the project: nothing to compare the shipped copies with")
+    for name, text in shipped.items():
+        assert (shared / name).read_bytes() == text, f"data/sources/{name} differs from {shared / name}"
+
+
 def test_a_wheel_carries_what_mmlab_reads_at_run_time(tmp_path):
     """A wheel (not an editable install) holds the notebooks, the reference profile and dataset and the C
     reference program inside the package, where mmlab.core.paths looks when no source tree is beside it."""
@@ -75,6 +88,7 @@ def test_a_wheel_carries_what_mmlab_reads_at_run_time(tmp_path):
         assert res + "notebooks/" + nb.name in names
     assert res + "data/reference/profile-reference.json" in names
     assert res + "benchmarks/mlock_ref.c" in names
+    assert {res + "data/sources/kernel-history.md", res + "data/sources/MEASURING.md"} <= names
     reference_runs = [f for f in _tracked_files() if f.startswith("data/reference/runs/")]
     assert reference_runs and all(res + f in names for f in reference_runs)
     assert not any(n.startswith(("data/", "notebooks/")) for n in names)
@@ -105,4 +119,6 @@ def test_an_installed_wheel_runs_from_any_folder_and_writes_only_there(tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     index = r.stdout.strip().splitlines()[-1].removeprefix("HTML index: ")
     assert index.startswith(str(work / "reports")) and os.path.isfile(index)
+    # the cited background documents travel with the report, wherever mmlab was installed from
+    assert os.path.isfile(os.path.join(os.path.dirname(index), "sources", "kernel-history.md"))
     assert sorted(p for p in site.rglob("*") if "__pycache__" not in p.parts) == before

@@ -1,12 +1,12 @@
 """The project's folders, defined once, so notebooks run from any folder find their data.
 
 Two kinds of folder. What mmlab reads and never changes (the notebooks, the reference profile and
-dataset, the C reference program) lives in the source tree at `notebooks/`, `data/reference/` and
-`benchmarks/`; a wheel carries copies of them inside the package, under `mmlab/_resources/` (setup.py
-puts them there), so an installed mmlab finds them without the source tree. What mmlab writes (runs,
-reports, this machine's calibrated profile, which sits with the runs) goes under the folder mmlab is
-started from (`data/runs/`, `reports/`), or where MMLAB_RUNS_DIR / MMLAB_REPORTS_DIR say: never into
-site-packages or the source tree.
+dataset, the cited background documents, the C reference program) lives in the source tree at
+`notebooks/`, `data/reference/`, `data/sources/` and `benchmarks/`; a wheel carries copies of them inside
+the package, under `mmlab/_resources/` (setup.py puts them there), so an installed mmlab finds them
+without the source tree. What mmlab writes (runs, reports, this machine's calibrated profile, which sits
+with the runs) goes under the folder mmlab is started from (`data/runs/`, `reports/`), or where
+MMLAB_RUNS_DIR / MMLAB_REPORTS_DIR say: never into site-packages or the source tree.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ NOTEBOOKS_DIR = RESOURCE_DIR / "notebooks"
 DATA_DIR = RESOURCE_DIR / "data"
 REFERENCE_DIR = DATA_DIR / "reference"
 REFERENCE_RUNS_DIR = REFERENCE_DIR / "runs"  # real runs at full sizes on the reference machine
+SOURCES_DIR = DATA_DIR / "sources"  # the background documents the notebooks and the simulator cite
 C_REFERENCE = RESOURCE_DIR / "benchmarks" / "mlock_ref.c"
 
 

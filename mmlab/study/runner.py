@@ -254,12 +254,9 @@ def _run_dirs() -> set[Path]:
 
 
 def sources() -> list[Path]:
-    """The background documents the notebooks cite, from the `shared/` folder beside the project (or
-    beside the folder holding it, as for a git worktree)."""
-    for shared in (paths.PROJECT_DIR.parent / "shared", paths.PROJECT_DIR.parent.parent / "shared"):
-        if shared.is_dir():
-            return [shared / "kernel-history.md", shared / "MEASURING.md"]
-    return []
+    """The background documents the notebooks cite (kernel history, measuring notes), as shipped with
+    mmlab in `data/sources/`, so that a report from a wheel or any clone links them."""
+    return sorted(paths.SOURCES_DIR.glob("*.md"))
 
 
 def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool = False,
