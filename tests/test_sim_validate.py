@@ -199,3 +199,38 @@ def test_ratio_table_for_readers_names_each_point_and_keeps_its_interval():
     assert (r["real_s"] == t["real"]).all() and all("-" in x for x in r["ratio range (model, measured)"])
     paired = for_readers(latest_munlock_partial(pd.DataFrame(rows), reference(), paired=True))
     assert "ratio 95% CI (bootstrap)" in paired and "ratio range (model, measured)" not in paired
+
+
+def test_ratios_by_run_show_a_point_that_holds_in_one_collection_and_not_the_next():
+    """Two stored runs of munlock-partial, each row's munlock() exactly what the model says at its probe,
+    except that in the second run the 50% point took 30% less: per run and point the ratio is 1 or 1/0.7;
+    the reproducibility table counts that point within in one run of two, the other in both."""
+    from mmlab.sim.validate import ratios_by_run, reproducibility
+
+    prof = reference()
+    per = prof["munlock_present_ns"]
+    rows = []
+    for run in ("run-a", "run-b"):
+        for fraction in (0.25, 0.5):
+            pages = int((64 << 20) * fraction) // 4096
+            t = prof["munlock_call_s"] + pages * per * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
+            if run == "run-b" and fraction == 0.5:
+                t *= 0.7
+            rows += [{"experiment": "munlock-partial", "method": "real", "run_id": run, "vma_bytes": 64 << 20,
+                      "populated_bytes": pages * 4096, "target_populated_fraction": fraction, "variant": "onfault",
+                      "munlock_s": t, "munlock_null_s": 2e-6, "probe_munlock_ns_per_page": per, "repeat": i}
+                     for i in range(3)]
+    by_run = ratios_by_run(pd.DataFrame(rows), prof)
+    assert sorted(by_run.run_id.unique()) == ["run-a", "run-b"] and len(by_run) == 4
+    rep = reproducibility(by_run).set_index("point")
+    assert list(rep.index) == ["munlock-partial, 64MiB VMA, 25% populated, onfault",
+                               "munlock-partial, 64MiB VMA, 50% populated, onfault"]
+    assert rep.runs.tolist() == [2, 2] and rep.runs_within.tolist() == [2, 1]
+    assert rep.ratio_min.iloc[1] == pytest.approx(1.0, abs=0.01)
+    assert rep.ratio_max.iloc[1] == pytest.approx(1 / 0.7, abs=0.01)
+
+
+def test_ratios_by_run_without_runs_is_empty():
+    from mmlab.sim.validate import ratios_by_run, reproducibility
+
+    assert ratios_by_run(pd.DataFrame(), reference()).empty and reproducibility(pd.DataFrame()).empty

@@ -136,6 +136,30 @@ def ratios(table: pd.DataFrame, target: tuple[float, float] = (0.9, 1.1)):
     return fig
 
 
+def ratios_by_run(by_run: pd.DataFrame, target: tuple[float, float] = (0.9, 1.1)):
+    """Each resolved point's sim/real ratio in every stored run (one dot per run), the target band shaded:
+    whether a point is reliably within or only in some collections."""
+    plt = pyplot()
+    r = by_run[by_run["resolved"]]
+    points = list(dict.fromkeys(r["point"]))
+    runs = sorted(r["run_id"].unique())
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(points) + 1.4))
+    ax.axvspan(*target, color="green", alpha=0.12, label=f"target {target[0]}x-{target[1]}x")
+    ax.axvline(1, color="grey", lw=1)
+    y = {p: i for i, p in enumerate(points)}
+    offsets = np.linspace(-0.25, 0.25, len(runs)) if len(runs) > 1 else [0.0]
+    for off, (k, run) in zip(offsets, enumerate(runs)):
+        g = r[r["run_id"] == run]
+        ax.plot(g["ratio"], [y[p] + off for p in g["point"]], "o", ms=4, alpha=0.8,
+                label="one run" if k == 0 else None, color="C0")
+    ax.set_yticks(range(len(points)), points, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("simulated / measured (paired), one dot per stored run")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def wakabayashi_bars(w: pd.DataFrame):
     """Published and simulated total times of Wakabayashi's test, before and after his patch (and 2.6.32,
     which he never timed); a simulated run that would have run out of memory is marked, not drawn."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmlab.core.stats import bootstrap_ci, measured_rows
-from mmlab.core.units import PAGE_BYTES
+from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.sim import munlock_partial, sigkill
 from mmlab.sim.address_space import State, Vma
 from mmlab.sim.eras import LATEST, Era, Work, era_for, exit_mmap
@@ -263,6 +263,43 @@ def all_ratios(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.D
     parts = [f(df, profile, paired) for f in (latest_sigkill, latest_munlock_partial, prepatch_vs_replay)]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def point_label(r: pd.Series) -> str:
+    """A sweep point as a reader names it: experiment, VMA, the populated part asked for (the measured one
+    differs a little from run to run) and variant or setting."""
+    case = next((str(r[k]) for k in ("variant", "setting") if k in r and isinstance(r[k], str)), "")
+    fraction, target = r.get("target_populated_fraction"), r.get("target_populated_bytes")
+    populated = (f"{fraction:.0%}" if fraction is not None and pd.notna(fraction) else
+                 format_bytes(target if target is not None and pd.notna(target) else r["populated_bytes"]))
+    text = f"{str(r['comparison']).split('.')[0]}, {format_bytes(r['vma_bytes'])} VMA, {populated} populated"
+    return f"{text}, {case}" if case else text
+
+
+def ratios_by_run(df: pd.DataFrame, profile: Profile, paired: bool = True) -> pd.DataFrame:
+    """`all_ratios` of each stored run on its own, with its `run_id` and `point` label: how a point's ratio
+    moves from one collection to the next (each experiment of a collection is its own run)."""
+    if df is None or df.empty or "run_id" not in df:
+        return pd.DataFrame()
+    parts = [all_ratios(g, profile, paired).assign(run_id=rid) for rid, g in df.groupby("run_id", sort=True)]
+    parts = [t for t in parts if not t.empty]
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(point=[point_label(r) for _, r in out.iterrows()])
+
+
+def reproducibility(by_run: pd.DataFrame, target: tuple[float, float] = TARGET) -> pd.DataFrame:
+    """Per point, over the stored runs that resolved it: how many runs, how many put the ratio within
+    `target`, and the range (min-max, not a CI) of their ratios; points below resolution in every run
+    are left to the per-run table, which shows their floor."""
+    if by_run.empty:
+        return pd.DataFrame()
+    r = by_run[by_run["resolved"]]
+    within = r["ratio"].between(*target)
+    g = r.assign(_within=within).groupby("point", sort=False)
+    return pd.DataFrame({"runs": g.size(), "runs_within": g["_within"].sum().astype(int),
+                         "ratio_min": g["ratio"].min().round(2), "ratio_max": g["ratio"].max().round(2)}).reset_index()
 
 
 @dataclasses.dataclass(frozen=True)
