@@ -6,8 +6,7 @@ import pytest
 
 import mmlab
 from mmlab.core.units import PAGE_BYTES
-from mmlab.experiments import munlock_partial, probe
-from mmlab.kernel import procfs
+from mmlab.experiments import munlock_partial
 
 from .conftest import needs_root
 from .test_exp_safety import groups_of, run_between_counts
@@ -111,10 +110,9 @@ def test_warming_calls_leave_the_range_locked_for_the_timed_munlock(result):
 
 
 def test_probe_prices_the_same_work_as_the_timed_munlock(result):
-    """Each row's probes (munlock() of two separate fully populated locked VMAs, locked together, one just
-    before and one just after the row's) ran, and their mean per-page cost times the row's populated pages
-    is the row's munlock() time within 3x: the same operation per present page, so the model check can
-    price the row at it."""
+    """Each row's probes (munlock() of a separate fully populated locked VMA, just before and just after)
+    ran, and their mean per-page cost times the row's populated pages is the row's munlock() time within
+    3x: the same operation per present page, so the model check can price the row at it."""
     d = rows(result, "onfault")
     assert d["probe_skipped"].isna().all() and (d["probe_munlock_ns_per_page"] > 0).all()
     mean = (d["probe_munlock_before_ns_per_page"] + d["probe_munlock_after_ns_per_page"]) / 2
@@ -122,18 +120,3 @@ def test_probe_prices_the_same_work_as_the_timed_munlock(result):
     half = d[d["target_populated_fraction"] == 0.5]
     ratio = half["populated_pages"] * half["probe_munlock_ns_per_page"] * 1e-9 / half["munlock_s"]
     assert ratio.between(1 / 3, 3).all(), ratio.tolist()
-
-
-def test_locked_probes_are_locked_together_and_unlocked_one_by_one():
-    """Two 2 MiB probes lock 4 MiB at once (VmLck rises by both); munlock() of one gives its per-page cost
-    and unlocks just its pages; closing unlocks the other; a probe that was never locked says why."""
-    vmlck = lambda: procfs.status()["VmLck"]  # noqa: E731
-    start = vmlck()
-    with probe.LockedProbes(2 * MiB) as probes:
-        assert vmlck() - start == 4 * MiB
-        first = probes.munlock(0)
-        assert first["probe_munlock_ns_per_page"] > 0 and first["probe_bytes"] == 2 * MiB
-        assert first["probe_skipped"] is None and vmlck() - start == 2 * MiB
-        missing = probes.munlock(5)
-        assert missing["probe_munlock_ns_per_page"] is None and missing["probe_skipped"]
-    assert vmlck() == start

@@ -15,10 +15,9 @@ and warm the syscall path (the last one's time is kept as `munlock_null_s`, the 
 faulted in every absent page here; 5.18+ walks only populated page tables (34b6792380ce), so the cost
 should follow the populated pages (kernel-history 2, 5).
 
-Each row also carries `probe_munlock_ns_per_page`: munlock() of two separate fully populated `probe_bytes`
-VMAs, locked together once the parent has read the populated state, one timed in the same child just
-before and one just after the row's munlock() (probe.LockedProbes; the mean of the two, each kept too):
-the per-page price at that moment, with which the model check prices the row.
+Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
+VMA timed in the same child just before and just after the row's munlock() (probe.py; the mean of the
+two, each kept too), the per-page price at that moment, with which the model check prices the row.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
-from mmlab.experiments.probe import LockedProbes, probe_bytes_field, sandwich, warm_munlock_path
+from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe, sandwich, warm_munlock_path
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildError
 
@@ -53,8 +52,8 @@ class MunlockPartialParams(RealParams):
 
 
 def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_bytes: int = 0) -> None:
-    """Runs in the child: reach the partly populated VM_LOCKED state, report it, lock two probe VMAs (after
-    any group limit is lifted), then time munlock() of one, of the target, and of the other."""
+    """Runs in the child: reach the partly populated VM_LOCKED state, report it, probe munlock()'s per-page
+    cost on a separate fully populated VMA (after any group limit is lifted), then time munlock()."""
     addr = map_anon(vma_bytes)
     resident_bytes(addr, vma_bytes)  # grows the heap for the count after munlock, so that count adds no RSS
     ctx.sync("mapped")  # the parent moves a cgroup-limit child into its group now
@@ -73,13 +72,12 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_byt
     t1 = time.monotonic_ns()
     ctx.sync("stopped", lock_ns=t1 - t0, lock_errno=errno_name(err))  # parent lifts the limit before replying
     ctx.sync("populated")  # the parent reads /proc now
-    with LockedProbes(probe_bytes) as probes:  # locked now, so that they age with the target
-        before = probes.munlock(0)
-        null_ns = warm_munlock_path(addr)
-        t0 = time.monotonic_ns()
-        libc.munlock(addr, vma_bytes)
-        t1 = time.monotonic_ns()
-        after = probes.munlock(1)
+    before = run_probe(munlock_ns_per_page, probe_bytes)
+    null_ns = warm_munlock_path(addr)
+    t0 = time.monotonic_ns()
+    libc.munlock(addr, vma_bytes)
+    t1 = time.monotonic_ns()
+    after = run_probe(munlock_ns_per_page, probe_bytes)
     probe = sandwich(before, after, "probe_munlock_ns_per_page")
     # Counted after munlock (which leaves pages present), not before: a mincore over the whole range just
     # before the timed call tripled munlock() of an untouched 512 MiB range (3 us -> 8 us, cache pollution).

@@ -52,59 +52,20 @@ def _locked(probe_bytes: int) -> tuple[int | None, str | None]:
     return addr, None
 
 
-class LockedProbes:
-    """Probe VMAs locked together, now, each munlock()ed later on its own: `munlock(i)` gives probe i's
-    columns as `run_probe` does. Locked together once the row's target is in its state, the probes age
-    with the target; one munlock()ed just before the target's and one just after price it.
-
-    Why not lock a probe and munlock() it on the spot: on this guest munlock() of pages
-    mlock()ed microseconds earlier strays further from the target's (pages populated before the parent's
-    /proc reads). Measured on 2026-12-03, old and new design alternating: in one process, 25 rows at each
-    of four points twice, the per-row spread of log(probe/target per page) was 0.03-0.05 against
-    0.04-0.09 in 7 of 8; in `munlock-partial` at its defaults, two collections each, the per-point spread
-    had medians 0.071 and 0.091 against 0.098 and 0.101. It narrows the spread; it does not remove the
-    host's state changes. Without CAP_IPC_LOCK each probe gets its share of what RLIMIT_MEMLOCK leaves."""
-
-    def __init__(self, probe_bytes: int, count: int = 2):
-        self.probes: list[tuple[int, int] | None] = []
-        self.skipped: str | None = None
-        size, why = fit(probe_bytes, room_bytes(probe_bytes * count) // count // PAGE_BYTES * PAGE_BYTES)
-        if not size:
-            self.skipped = why
-            return
-        for _ in range(count):
-            addr, why = _locked(size)
-            if addr is None:
-                self.skipped = why
-                break
-            self.probes.append((addr, size))
-
-    def munlock(self, i: int) -> dict:
-        """munlock() of probe i, path warmed as the row's own, in ns per page, then unmapped."""
-        col = "probe_munlock_ns_per_page"
-        if i >= len(self.probes) or self.probes[i] is None:
-            return {col: None, "probe_bytes": 0, "probe_skipped": self.skipped or "probe not locked"}
-        addr, size = self.probes[i]
+def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
+    """munlock() of a fully populated locked VMA, per page; (None, reason) if it cannot be locked. The
+    syscall path is warmed first with zero-length calls, as the row's own timed munlock() is."""
+    addr, why = _locked(probe_bytes)
+    if addr is None:
+        return None, why
+    try:
         warm_munlock_path(addr, 4)
         t0 = time.monotonic_ns()
-        libc.munlock(addr, size)
+        libc.munlock(addr, probe_bytes)
         ns = time.monotonic_ns() - t0
-        libc.munmap(addr, size)
-        self.probes[i] = None
-        return {col: ns / (size // PAGE_BYTES), "probe_bytes": size, "probe_skipped": None}
-
-    def close(self) -> None:
-        """Unmaps the probes not yet munlock()ed (on every exit path)."""
-        for i, pr in enumerate(self.probes):
-            if pr is not None:
-                libc.munmap(*pr)
-                self.probes[i] = None
-
-    def __enter__(self) -> LockedProbes:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    finally:
+        libc.munmap(addr, probe_bytes)
+    return ns / (probe_bytes // PAGE_BYTES), None
 
 
 def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
