@@ -14,11 +14,13 @@ terminal gets one line per notebook; kernels talk over IPC sockets, not TCP.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,6 +229,24 @@ def _kernel_config(ipc_dir: Path):
                    "NotebookClient": {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}})
 
 
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """File descriptor 2 goes to `path` for the block, and so does the stderr of the kernel started in it:
+    a kernel shutting down can log from its own ZMQ callbacks ("ERROR:tornado.general: Uncaught exception
+    in ZMQStream callback" was seen once on a loaded host) straight onto the terminal, in the middle of the
+    progress line. A notebook's real errors reach the runner through its cells, not through that stream."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "wb") as f:
+            os.dup2(f.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress: bool = False) -> NotebookResult:
     """Run one notebook with papermill into `out_dir`; its failure is recorded by failing cell."""
     import tempfile
@@ -238,11 +258,16 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress:
     error = None
     with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as ipc:
         try:
-            papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
-                                       kernel_name=kernel_name(nb), progress_bar=progress, log_output=False,
-                                       request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
+            with _stderr_to(Path(ipc) / "kernel-stderr.log"):
+                papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
+                                           kernel_name=kernel_name(nb), progress_bar=progress, log_output=False,
+                                           request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
         except Exception as e:  # any notebook failure is reported by name, the rest still run
             error = _failing_cell(e)
+            log = Path(ipc) / "kernel-stderr.log"
+            said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+            if said:  # a kernel that died says why here (the cells cannot)
+                error += f" (kernel's last words: {said[-1].strip()[:200]})"
     wall = time.monotonic() - t0
     return NotebookResult(nb.stem, error is None, wall, nb.stem + ".html" if out_nb.exists() else None, error,
                           dict(parameters))
