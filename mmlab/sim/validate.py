@@ -265,10 +265,15 @@ def all_ratios(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.D
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _case(r: pd.Series) -> str:
+    """A point's variant (munlock-partial) or setting (prepatch-replay), or "" when it has neither."""
+    return next((str(r[k]) for k in ("variant", "setting") if k in r and isinstance(r[k], str)), "")
+
+
 def point_label(r: pd.Series) -> str:
     """A sweep point as a reader names it: experiment, VMA, the populated part asked for (the measured one
     differs a little from run to run) and variant or setting."""
-    case = next((str(r[k]) for k in ("variant", "setting") if k in r and isinstance(r[k], str)), "")
+    case = _case(r)
     fraction, target = r.get("target_populated_fraction"), r.get("target_populated_bytes")
     populated = (f"{fraction:.0%}" if fraction is not None and pd.notna(fraction) else
                  format_bytes(target if target is not None and pd.notna(target) else r["populated_bytes"]))
@@ -442,8 +447,7 @@ def for_readers(table: pd.DataFrame) -> pd.DataFrame:
     the harness floor where measured, and the status."""
     if table.empty:
         return table
-    case = [next((str(r[k]) for k in ("variant", "setting") if k in r and isinstance(r[k], str)), "")
-            for _, r in table.iterrows()]
+    case = [_case(r) for _, r in table.iterrows()]
     out = pd.DataFrame({"experiment": table["comparison"].str.split(".").str[0], "vma_bytes": table["vma_bytes"],
                         "populated_bytes": table["populated_bytes"], "case": case, "rows": table["n_real"]})
     if "n_probed" in table:

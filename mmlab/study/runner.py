@@ -257,14 +257,14 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress:
     t0 = time.monotonic()
     error = None
     with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as ipc:
+        log = Path(ipc) / "kernel-stderr.log"
         try:
-            with _stderr_to(Path(ipc) / "kernel-stderr.log"):
+            with _stderr_to(log):
                 papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
                                            kernel_name=kernel_name(nb), progress_bar=progress, log_output=False,
                                            request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
         except Exception as e:  # any notebook failure is reported by name, the rest still run
             error = _failing_cell(e)
-            log = Path(ipc) / "kernel-stderr.log"
             said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
             if said:  # a kernel that died says why here (the cells cannot)
                 error += f" (kernel's last words: {said[-1].strip()[:200]})"
