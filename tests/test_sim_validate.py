@@ -234,3 +234,32 @@ def test_ratios_by_run_without_runs_is_empty():
     from mmlab.sim.validate import ratios_by_run, reproducibility
 
     assert ratios_by_run(pd.DataFrame(), reference()).empty and reproducibility(pd.DataFrame()).empty
+
+
+def _munlock_rows(prof, per_ns: float, **cols) -> list[dict]:
+    """munlock-partial rows at 25% and 50% of 64 MiB whose munlock() took exactly what the model says at
+    `per_ns` per present page."""
+    out = []
+    for fraction in (0.25, 0.5):
+        pages = int((64 << 20) * fraction) // 4096
+        t = prof["munlock_call_s"] + pages * per_ns * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
+        out += [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": pages * 4096,
+                 "target_populated_fraction": fraction, "variant": "onfault", "munlock_s": t, "munlock_null_s": 2e-6,
+                 "repeat": i, **cols} for i in range(3)]
+    return out
+
+
+def test_a_row_is_priced_at_the_lower_of_its_two_probes():
+    """A host preemption only lengthens a timed call: a row whose probe after the munlock() was interrupted
+    (3x) is priced at the probe before it, in new rows and in rows stored with the mean of the two."""
+    from mmlab.sim.validate import latest_munlock_partial
+
+    prof = reference()
+    per = prof["munlock_present_ns"]
+    rows = _munlock_rows(prof, per, probe_munlock_before_ns_per_page=per, probe_munlock_after_ns_per_page=3 * per,
+                         probe_munlock_ns_per_page=2 * per)  # as stored when the row kept the mean
+    t = latest_munlock_partial(pd.DataFrame(rows), prof, paired=True)
+    assert ((t.ratio - 1).abs() < 1e-3).all()
+    only_after = [dict(r, probe_munlock_before_ns_per_page=None, probe_munlock_after_ns_per_page=per) for r in rows]
+    assert ((latest_munlock_partial(pd.DataFrame(only_after), prof, paired=True).ratio - 1).abs() < 1e-3).all()
+

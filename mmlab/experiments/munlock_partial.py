@@ -16,7 +16,7 @@ faulted in every absent page here; 5.18+ walks only populated page tables (34b67
 should follow the populated pages (kernel-history 2, 5).
 
 Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
-VMA timed in the same child just before and just after the row's munlock() (probe.py; the mean of the
+VMA timed in the same child just before and just after the row's munlock() (probe.py; the lower of the
 two, each kept too), the per-page price at that moment, with which the model check prices the row.
 """
 from __future__ import annotations

@@ -17,6 +17,7 @@ import errno
 import os
 import time
 
+from mmlab.core.stats import bracketed
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments.cut_short import map_anon
 from mmlab.kernel import libc
@@ -129,11 +130,10 @@ def run_probe(fn, probe_bytes: int) -> dict:
 
 def sandwich(before: dict, after: dict, col: str) -> dict:
     """Two probes' columns, one just before and one just after the row's timed work, as one: `col` the
-    mean of the two (the host's state drifts; the mean sits at the work's moment), each kept as
-    `col` with `_before`/`_after` inserted before `_ns_per_page`; one that could not run leaves the other."""
+    lower of the two (`bracketed`), each kept as `col` with `_before`/`_after` inserted before
+    `_ns_per_page`; one that could not run leaves the other."""
     stem = col.removesuffix("_ns_per_page")
     a, b = before.get(col), after.get(col)
-    both = [x for x in (a, b) if x is not None]
-    return {col: sum(both) / len(both) if both else None, f"{stem}_before_ns_per_page": a,
+    return {col: bracketed(a, b), f"{stem}_before_ns_per_page": a,
             f"{stem}_after_ns_per_page": b, "probe_bytes": before.get("probe_bytes") or after.get("probe_bytes") or 0,
-            "probe_skipped": before.get("probe_skipped") if not both else None}
+            "probe_skipped": before.get("probe_skipped") if a is None and b is None else None}
