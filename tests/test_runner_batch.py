@@ -78,14 +78,16 @@ def site(tmp_path_factory):
         "from IPython.display import Markdown, display\ndisplay(Markdown('**Headline:** exit took 41x longer'))",
         "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4]); plt.show()",
         "print('a code cell with SECRET_SOURCE_MARK')", tags={1: ["headline"], 2: ["headline"]})
-    data = notebook(d / "01-data.ipynb", "x = 1", "import time; time.sleep(1)", log_line(log, "'01-data'"))
+    data = notebook(d / "01-data.ipynb", "x = 1", "import time; time.sleep(1)", log_line(log, "'01-data'"),
+                    "import pandas as pd\nfrom mmlab.core import store\n"
+                    "store.save({'demo': pd.DataFrame({'experiment': ['demo'], 'method': ['real']})}, {}, {})")
     reports = d / "reports"
     env = {**__import__("os").environ, "MMLAB_REPORTS_DIR": str(reports), "MMLAB_RUNS_DIR": str(d / "runs")}
     r = subprocess.run([sys.executable, "-m", "mmlab", "run", str(summary), str(data)],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     index = Path(r.stdout.strip().splitlines()[-1].removeprefix("HTML index: "))
-    return {"index": index, "dir": index.parent, "log": log, "stderr": r.stderr}
+    return {"index": index, "dir": index.parent, "log": log, "stderr": r.stderr, "runs": d / "runs"}
 
 
 def test_the_summary_runs_last_but_is_listed_first(site):
@@ -100,6 +102,15 @@ def test_wall_time_of_each_notebook_is_recorded(site):
     run = json.loads((site["dir"] / "run.json").read_text())
     wall = {n["name"]: n["wall_s"] for n in run["notebooks"]}
     assert wall["01-data"] >= 1.0 and run["wall_s"] >= wall["01-data"] + wall["00-sum"]
+
+
+def test_runs_stored_by_a_report_belong_to_its_collection(site):
+    """A run a notebook stores while `mmlab run` builds a report names that report as its collection (the
+    model check prices each collection at its own calibration runs)."""
+    from mmlab.core import store
+
+    df = store.load(runs_dir=site["runs"])
+    assert len(df) == 1 and df["collection"].tolist() == [site["dir"].name]
 
 
 def test_progress_is_one_line_per_notebook_without_kernel_noise(site):

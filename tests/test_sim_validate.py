@@ -263,3 +263,25 @@ def test_a_row_is_priced_at_the_lower_of_its_two_probes():
     only_after = [dict(r, probe_munlock_before_ns_per_page=None, probe_munlock_after_ns_per_page=per) for r in rows]
     assert ((latest_munlock_partial(pd.DataFrame(only_after), prof, paired=True).ratio - 1).abs() < 1e-3).all()
 
+
+def test_each_collection_is_priced_at_its_own_calibration_runs():
+    """Two collections measured in different host states: in one, mlock-throughput's munlock() took 100 ns
+    per page, in the other 200, and each collection's munlock-partial rows (no probes) took what the model
+    says at that cost. Priced at its own collection's calibration each run comes out at 1; priced at the
+    pooled calibration (150 ns), at 1.5 and 0.75."""
+    from mmlab.sim.validate import ratios_by_run, session_profile
+
+    prior = reference()
+    rows = []
+    for coll, per in (("report-a", 100.0), ("report-b", 200.0)):
+        rows += [{"experiment": "mlock-throughput", "method": "real", "mapping": "anon-private", "run_id": coll + "-1",
+                  "collection": coll, "mlock_ns_per_page": 1000.0, "munlock_ns_per_page": per, "munmap_ns_per_page": 250.0,
+                  "repeat": i} for i in range(3)]
+        prof = prior.replace(munlock_present_ns=per)
+        rows += [dict(r, run_id=coll + "-2", collection=coll) for r in _munlock_rows(prof, per)]
+    df = pd.DataFrame(rows)
+    pooled = session_profile(df, prior)
+    own = ratios_by_run(df, pooled, prior=prior).set_index("run_id").ratio
+    assert set(own.index) == {"report-a-2", "report-b-2"} and ((own - 1).abs() < 0.01).all()
+    mixed = ratios_by_run(df, pooled).groupby("run_id").ratio.median()
+    assert mixed["report-a-2"] > 1.3 and mixed["report-b-2"] < 0.85

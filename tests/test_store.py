@@ -121,3 +121,16 @@ def test_a_runs_folder_that_cannot_exist_is_one_line_and_the_rows_are_kept(tmp_p
     with pytest.raises(store.StoreError, match=r"cannot write the run to .*not-a-folder/runs: .*; rows saved in ") as e:
         store.save({"demo": rows()}, {}, ENV, runs_dir=blocker / "runs")
     shutil.rmtree(str(e.value).rsplit("rows saved in ", 1)[1])
+
+
+def test_a_run_made_by_a_report_names_its_collection(monkeypatch):
+    """Runs stored while `mmlab run` executes a report carry that report's id as their collection, so the
+    model check can price them at their own calibration runs; a run made on its own has none."""
+    monkeypatch.setenv(store.COLLECTION_ENV, "20261203T200000.000Z-abc123")
+    a = store.save({"demo": rows(2)}, {}, ENV)
+    monkeypatch.delenv(store.COLLECTION_ENV)
+    b = store.save({"demo": rows(3)}, {}, ENV)
+    df = store.load()
+    assert json.loads((a / "run.json").read_text())["collection"] == "20261203T200000.000Z-abc123"
+    assert df[df.run_id == a.name]["collection"].eq("20261203T200000.000Z-abc123").all()
+    assert df[df.run_id == b.name]["collection"].isna().all()

@@ -1,7 +1,8 @@
 """The results store: one folder per run under data/runs/, written atomically, never overwritten.
 
 A run folder holds one Parquet file per experiment (tidy rows) and `run.json` (run id, time, the
-environment, the parameters, the parts of an experiment skipped on the machine with their reasons). It
+environment, the parameters, the parts of an experiment skipped on the machine with their reasons, and
+the collection it belongs to when `mmlab run` made it: every run of one report shares its id). It
 is written under a hidden temporary name and renamed into place, so a reader sees a whole run or none;
 an interrupted run is left as `<id>.incomplete`, which `load()` skips by name.
 """
@@ -23,6 +24,7 @@ from mmlab.core import paths
 from mmlab.core.errors import MmlabError
 
 RUN_JSON = "run.json"
+COLLECTION_ENV = "MMLAB_COLLECTION"  # set by `mmlab run` for its notebooks: the report's id, kept in run.json
 
 
 def host_tag(hostname: str | None = None) -> str:
@@ -94,6 +96,8 @@ def save(results: Mapping[str, pd.DataFrame], params: Mapping[str, dict], env: M
     run_id = run_id or new_run_id()
     meta = {"run_id": run_id, "created_utc": datetime.now(UTC).isoformat(),
             "experiments": list(results), "params": dict(params), "env": dict(env), **(extra or {})}
+    if os.environ.get(COLLECTION_ENV):
+        meta.setdefault("collection", os.environ[COLLECTION_ENV])
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
     try:
         if not runs_dir.is_dir():  # a runs folder mmlab makes is 0755 whatever the umask
@@ -178,7 +182,8 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
 
     `reference=True` reads the reference dataset shipped with mmlab instead: real runs at full sizes on
     the reference machine (its environment in the env.* columns), to explore without running anything.
-    Corrupt or partial run folders are skipped with a warning naming them. Parts of an experiment that a
+    Column `collection` names the report whose `mmlab run` made the row's run (None for a run made on its
+    own). Corrupt or partial run folders are skipped with a warning naming them. Parts of an experiment that a
     run skipped are in `.attrs["skipped_parts"]`: {run_id: {experiment: {part: reason}}}."""
     if reference:
         runs_dir = paths.REFERENCE_RUNS_DIR
@@ -204,6 +209,7 @@ def load(runs: Iterable[str] | str | None = None, experiment: str | None = None,
             if "experiment" not in df:
                 df["experiment"] = name
             df["run_id"] = meta.get("run_id", d.name)
+            df["collection"] = meta.get("collection")
             parts = (meta.get("skipped_parts") or {}).get(name)
             if parts:
                 skipped.setdefault(meta.get("run_id", d.name), {})[name] = dict(parts)

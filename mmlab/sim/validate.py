@@ -285,12 +285,23 @@ def point_label(r: pd.Series) -> str:
     return f"{text}, {case}" if case else text
 
 
-def ratios_by_run(df: pd.DataFrame, profile: Profile, paired: bool = True) -> pd.DataFrame:
+def ratios_by_run(df: pd.DataFrame, profile: Profile, paired: bool = True, prior: Profile | None = None) -> pd.DataFrame:
     """`all_ratios` of each stored run on its own, with its `run_id` and `point` label: how a point's ratio
-    moves from one collection to the next (each experiment of a collection is its own run)."""
+    moves from one collection to the next (each experiment of a collection is its own run). With `prior`,
+    the costs no probe measures come from the calibration runs of the run's own collection (`collection`,
+    the report that made it: `session_profile` of its rows), measured under that collection's host
+    conditions; a run outside any collection, or in one without calibration runs, is priced at `profile`."""
     if df is None or df.empty or "run_id" not in df:
         return pd.DataFrame()
-    parts = [all_ratios(g, profile, paired).assign(run_id=rid) for rid, g in df.groupby("run_id", sort=True)]
+    own: dict[str, Profile] = {}
+    if prior is not None and "collection" in df:
+        for c, g in df[df["collection"].notna()].groupby("collection", sort=False):
+            if g["experiment"].isin(CALIBRATION_ONLY).any():
+                own[c] = session_profile(g, prior)
+    parts = []
+    for rid, g in df.groupby("run_id", sort=True):
+        c = g["collection"].iloc[0] if "collection" in g else None
+        parts.append(all_ratios(g, own.get(c, profile), paired).assign(run_id=rid, collection=c))
     parts = [t for t in parts if not t.empty]
     if not parts:
         return pd.DataFrame()

@@ -284,6 +284,23 @@ def sources() -> list[Path]:
     return sorted(paths.SOURCES_DIR.glob("*.md"))
 
 
+@contextlib.contextmanager
+def _collection(run_id: str) -> Iterator[None]:
+    """Every run the notebooks store meanwhile belongs to this report's collection (store.COLLECTION_ENV),
+    so the model check can price each collection at its own calibration runs."""
+    from mmlab.core.store import COLLECTION_ENV
+
+    before = os.environ.get(COLLECTION_ENV)
+    os.environ[COLLECTION_ENV] = run_id
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(COLLECTION_ENV, None)
+        else:
+            os.environ[COLLECTION_ENV] = before
+
+
 def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool = False,
          run_id: str | None = None) -> int:
     from mmlab.core.store import new_run_id
@@ -303,19 +320,20 @@ def main(names: Sequence[str], parameters: Mapping[str, object], show_code: bool
     done: dict[Path, NotebookResult] = {}
     made: dict[str, list[Path]] = {}
     t0 = time.monotonic()
-    for i, nb in enumerate(order, 1):
-        # one line per notebook: its place, name, then (when it ends) its result and wall time
-        print(f"mmlab run [{i}/{len(order)}] {nb.stem}", end="", file=sys.stderr, flush=True)
-        before = _run_dirs()
-        try:
-            r = execute(nb, out_dir, own[nb])
-        except BaseException:
-            print(file=sys.stderr, flush=True)  # end the progress line: the interrupt message gets its own
-            raise
-        made[nb.stem] = sorted(_run_dirs() - before)
-        print(f" {'ok' if r.ok else 'FAILED: ' + (r.error or '')} ({r.wall_s:.1f}s, {time.monotonic() - t0:.0f}s in all)",
-              file=sys.stderr, flush=True)
-        done[nb] = r
+    with _collection(run_id):
+        for i, nb in enumerate(order, 1):
+            # one line per notebook: its place, name, then (when it ends) its result and wall time
+            print(f"mmlab run [{i}/{len(order)}] {nb.stem}", end="", file=sys.stderr, flush=True)
+            before = _run_dirs()
+            try:
+                r = execute(nb, out_dir, own[nb])
+            except BaseException:
+                print(file=sys.stderr, flush=True)  # end the progress line: the interrupt message gets its own
+                raise
+            made[nb.stem] = sorted(_run_dirs() - before)
+            print(f" {'ok' if r.ok else 'FAILED: ' + (r.error or '')} ({r.wall_s:.1f}s, {time.monotonic() - t0:.0f}s in all)",
+                  file=sys.stderr, flush=True)
+            done[nb] = r
     results = [done[nb] for nb in notebooks]
     wall = time.monotonic() - t0
     executed = [(nb.stem, out_dir / nb.name if (out_dir / nb.name).exists() else None) for nb in notebooks]
