@@ -256,13 +256,14 @@ def execute(nb: Path, out_dir: Path, parameters: Mapping[str, object], progress:
     out_nb = out_dir / nb.name
     t0 = time.monotonic()
     error = None
-    with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as ipc:
-        log = Path(ipc) / "kernel-stderr.log"
+    with tempfile.TemporaryDirectory(prefix="mmlab-kernel-") as tmp:
+        ipc = Path(tmp)
+        log = ipc / "kernel-stderr.log"
         try:
             with _stderr_to(log):
                 papermill.execute_notebook(str(nb), str(out_nb), parameters=dict(parameters), cwd=str(paths.NOTEBOOKS_DIR),
                                            kernel_name=kernel_name(nb), progress_bar=progress, log_output=False,
-                                           request_save_on_cell_execute=False, config=_kernel_config(Path(ipc)))
+                                           request_save_on_cell_execute=False, config=_kernel_config(ipc))
         except Exception as e:  # any notebook failure is reported by name, the rest still run
             error = _failing_cell(e)
             said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
