@@ -218,14 +218,3 @@ def compare_wide(table: pd.DataFrame, group: str, keys: Sequence[str] = (), orde
             ci[name] = f"{_num(r['ci_lo'])}-{_num(r['ci_hi'])}"
         rows += [med, ci]
     return pd.DataFrame(rows).set_index(["metric", *keys, "stat"])
-
-
-def bracketed(before: float | None, after: float | None) -> float | None:
-    """The price of a row's work from the probes just before and just after it: the lower of the two. On
-    this guest a timed call is only ever lengthened by what interrupts it (a host preemption, an interrupt)
-    and one probe in four or five is, so the lower probe is the state's own cost; the two still bracket the
-    work, so a state that changed across it shows as their difference, kept in the row. Over the stored
-    collections of one day the lower probe put the munlock-partial points' median sim/real at 0.99 where
-    the mean of the two put it at 1.03. None if neither ran (None or NaN)."""
-    both = [float(x) for x in (before, after) if x is not None and pd.notna(x)]
-    return min(both) if both else None

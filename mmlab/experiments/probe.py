@@ -17,7 +17,7 @@ import errno
 import os
 import time
 
-from mmlab.core.stats import bracketed
+from mmlab.core.probe_price import bracketed
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments.cut_short import map_anon
 from mmlab.kernel import libc

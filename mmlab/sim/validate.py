@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmlab.core.stats import bootstrap_ci, bracketed, measured_rows
+from mmlab.core.probe_price import bracketed
+from mmlab.core.stats import bootstrap_ci, measured_rows
 from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.sim import munlock_partial, sigkill
 from mmlab.sim.address_space import State, Vma
@@ -93,7 +94,7 @@ PROBE_COSTS = {"probe_munlock_ns_per_page": "munlock_present_ns", "probe_fault_n
 def row_costs(r: pd.Series) -> dict[str, float]:
     """The profile costs a row's probes measured (ns per page), keyed by cost name; `zap_locked_ns` is
     munmap() of locked pages, i.e. zap_present_ns + zap_munlock_ns together. A probe taken before and
-    after the row's work is priced at the lower of the two (`stats.bracketed`), also in runs stored when the
+    after the row's work is priced at the lower of the two (`probe_price.bracketed`), also in runs stored when the
     row kept their mean. Missing probes are left out."""
     out = {}
     for col, cost in PROBE_COSTS.items():
