@@ -8,7 +8,7 @@ import mmlab
 from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import munlock_partial
 
-from .conftest import needs_root
+from .conftest import MLOCKED_SLACK_BYTES, needs_root
 from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
@@ -77,7 +77,7 @@ def test_munlock_cost_follows_the_populated_pages(result):
 
 def test_nothing_is_left_behind(result):
     _, before, after = result
-    assert abs(after - before) <= 64 * PAGE
+    assert abs(after - before) <= MLOCKED_SLACK_BYTES
     assert groups_of(os.getpid()) == []
 
 

@@ -11,7 +11,7 @@ import mmlab
 from mmlab.core.params import ParamError
 from mmlab.experiments import oom_kill
 
-from .conftest import needs_root
+from .conftest import MLOCKED_SLACK_BYTES, needs_root
 from .test_exp_safety import groups_of, run_between_counts
 
 MiB = 1 << 20
@@ -65,7 +65,7 @@ def test_the_group_counts_exactly_one_oom_kill_per_repeat(result):
 
 def test_nothing_is_left_behind(result):
     _, before, after = result
-    assert abs(after - before) <= 64 * 4096
+    assert abs(after - before) <= MLOCKED_SLACK_BYTES
     assert groups_of(os.getpid()) == []
 
 

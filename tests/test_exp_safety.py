@@ -18,11 +18,10 @@ from mmlab.core.params import ParamError
 from mmlab.core.units import PAGE_BYTES
 from mmlab.kernel import cgroup
 
-from .conftest import IS_ROOT, mlocked_bytes, mmlab_processes, needs_root
+from .conftest import IS_ROOT, MLOCKED_SLACK_BYTES, mlocked_bytes, mmlab_processes, needs_root
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = PAGE_BYTES
-MLOCKED_SLACK = 64 * PAGE  # other processes on the machine may lock or unlock a little meanwhile
 
 
 # ------------------------------------------------------------- helpers (also used by test_exp_*.py)
@@ -96,7 +95,7 @@ def mlocked_back_to(before: int, timeout_s: float = 3.0) -> bool:
     """System Mlocked returns within a few pages of `before` (sampled for a while: others may be busy)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if abs(mlocked_bytes() - before) <= MLOCKED_SLACK:
+        if abs(mlocked_bytes() - before) <= MLOCKED_SLACK_BYTES:
             return True
         if time.monotonic() > deadline:
             return False
