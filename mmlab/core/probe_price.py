@@ -7,11 +7,11 @@ import math
 
 
 def bracketed(before: float | None, after: float | None) -> float | None:
-    """The price of a row's work from the probes just before and just after it: the lower of the two. On
-    this guest a timed call is only ever lengthened by what interrupts it (a host preemption, an interrupt)
-    and one probe in four or five is, so the lower probe is the state's own cost; the two still bracket the
-    work, so a state that changed across it shows as their difference, kept in the row. Over the stored
-    collections of one day the lower probe put the munlock-partial points' median sim/real at 0.99 where
-    the mean of the two put it at 1.03. None if neither ran (None or NaN)."""
+    """The price of a row's work from the probes just before and just after it: the lower of the two. A
+    timed call is only ever lengthened by what interrupts it (a host preemption, an interrupt), so the
+    lower probe is the nearer to the state's own cost; the two still bracket the work, and a state that
+    changed across it shows as their difference, kept in the row. Over 224 munlock-partial point-runs of
+    one day the lower probe put sim/real at 0.99 (geometric mean) where the mean of the two put it at
+    1.03. None if neither ran (None or NaN)."""
     both = [float(x) for x in (before, after) if x is not None and not math.isnan(float(x))]
     return min(both) if both else None
