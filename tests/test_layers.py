@@ -13,6 +13,9 @@ processes. No module imports the root, and only the command line's own entry (`_
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,7 +135,7 @@ def test_the_reader_sees_imports_inside_functions():
 
 
 CHILD_MODULES = sorted({m.group(1) for f in (PACKAGE / "experiments").glob("*.py")
-                        for m in __import__("re").finditer(r'"(mmlab\.experiments\.\w+):\w+"', f.read_text())})
+                        for m in re.finditer(r'"(mmlab\.experiments\.\w+):\w+"', f.read_text())})
 
 
 @pytest.mark.parametrize("module", CHILD_MODULES)
@@ -140,9 +143,6 @@ def test_an_experiments_child_loads_neither_numpy_nor_pandas(module):
     """A child's own start and teardown are inside what the experiments time (an exit's fixed cost, a
     probe's moment): a child that loaded pandas took 6 ms to exit instead of 1, and 0.7 s to start instead
     of 0.15. Importing the module a child runs (as `python -m mmlab.kernel.child` does) loads neither."""
-    import subprocess
-    import sys
-
     code = f"import sys, mmlab.kernel.child, {module}; print(sorted({{'numpy', 'pandas'}} & set(sys.modules)))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
