@@ -41,9 +41,15 @@ def test_the_victim_is_killed_by_sigkill(result):
 
 
 def test_the_limit_is_hit_before_the_kill_and_after_mlock_began(result):
-    """The group's failed-charge count rises before its oom_kill count: 0 < limit_to_kill < start_to_kill."""
+    """The group's failed-charge count rises no later than its oom_kill count as the parent polls them,
+    and after mlock() began: 0 <= limit_to_kill < start_to_kill. Both can rise within one poll (the kernel
+    kills 0.7-2 ms after the first failed charge, here traced), so where the kernel's tracepoints are in
+    the row its own order is checked strictly: the first reclaim at the limit comes before mark_victim."""
     v = role(result, "victim")
-    assert ((v["limit_to_kill_s"] > 0) & (v["limit_to_kill_s"] < v["start_to_kill_s"])).all()
+    assert ((v["limit_to_kill_s"] >= 0) & (v["limit_to_kill_s"] < v["start_to_kill_s"])).all()
+    if {"k_limit_s", "k_mark_victim_s"} <= set(v):  # traced (tracefs readable)
+        traced = v.dropna(subset=["k_limit_s", "k_mark_victim_s"])
+        assert (traced["k_limit_s"] < traced["k_mark_victim_s"]).all()
 
 
 def test_the_victim_died_at_the_groups_limit(result):
