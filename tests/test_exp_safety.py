@@ -92,7 +92,7 @@ def groups_of(pid: int) -> list[Path]:
 
 
 def mlocked_back_to(before: int, timeout_s: float = 3.0) -> bool:
-    """System Mlocked returns within a few pages of `before` (sampled for a while: others may be busy)."""
+    """System Mlocked returns within MLOCKED_SLACK_BYTES of `before` (sampled for a while: others may be busy)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if abs(mlocked_bytes() - before) <= MLOCKED_SLACK_BYTES:

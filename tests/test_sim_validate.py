@@ -201,6 +201,19 @@ def test_ratio_table_for_readers_names_each_point_and_keeps_its_interval():
     assert "ratio 95% CI (bootstrap)" in paired and "ratio range (model, measured)" not in paired
 
 
+def _munlock_rows(prof, per_ns: float, **cols) -> list[dict]:
+    """munlock-partial rows at 25% and 50% of 64 MiB whose munlock() took exactly what the model says at
+    `per_ns` per present page."""
+    out = []
+    for fraction in (0.25, 0.5):
+        pages = int((64 << 20) * fraction) // 4096
+        t = prof["munlock_call_s"] + pages * per_ns * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
+        out += [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": pages * 4096,
+                 "target_populated_fraction": fraction, "variant": "onfault", "munlock_s": t, "munlock_null_s": 2e-6,
+                 "repeat": i, **cols} for i in range(3)]
+    return out
+
+
 def test_ratios_by_run_show_a_point_that_holds_in_one_collection_and_not_the_next():
     """Two stored runs of munlock-partial, each row's munlock() exactly what the model says at its probe,
     except that in the second run the 50% point took 30% less: per run and point the ratio is 1 or 1/0.7;
@@ -209,17 +222,8 @@ def test_ratios_by_run_show_a_point_that_holds_in_one_collection_and_not_the_nex
 
     prof = reference()
     per = prof["munlock_present_ns"]
-    rows = []
-    for run in ("run-a", "run-b"):
-        for fraction in (0.25, 0.5):
-            pages = int((64 << 20) * fraction) // 4096
-            t = prof["munlock_call_s"] + pages * per * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
-            if run == "run-b" and fraction == 0.5:
-                t *= 0.7
-            rows += [{"experiment": "munlock-partial", "method": "real", "run_id": run, "vma_bytes": 64 << 20,
-                      "populated_bytes": pages * 4096, "target_populated_fraction": fraction, "variant": "onfault",
-                      "munlock_s": t, "munlock_null_s": 2e-6, "probe_munlock_ns_per_page": per, "repeat": i}
-                     for i in range(3)]
+    rows = [dict(r, run_id=run, munlock_s=r["munlock_s"] * (0.7 if run == "run-b" and r["target_populated_fraction"] == 0.5 else 1))
+            for run in ("run-a", "run-b") for r in _munlock_rows(prof, per, probe_munlock_ns_per_page=per)]
     by_run = ratios_by_run(pd.DataFrame(rows), prof)
     assert sorted(by_run.run_id.unique()) == ["run-a", "run-b"] and len(by_run) == 4
     rep = reproducibility(by_run).set_index("point")
@@ -234,19 +238,6 @@ def test_ratios_by_run_without_runs_is_empty():
     from mmlab.sim.validate import ratios_by_run, reproducibility
 
     assert ratios_by_run(pd.DataFrame(), reference()).empty and reproducibility(pd.DataFrame()).empty
-
-
-def _munlock_rows(prof, per_ns: float, **cols) -> list[dict]:
-    """munlock-partial rows at 25% and 50% of 64 MiB whose munlock() took exactly what the model says at
-    `per_ns` per present page."""
-    out = []
-    for fraction in (0.25, 0.5):
-        pages = int((64 << 20) * fraction) // 4096
-        t = prof["munlock_call_s"] + pages * per_ns * 1e-9 + 16 * prof["empty_table_ns"] * 1e-9
-        out += [{"experiment": "munlock-partial", "method": "real", "vma_bytes": 64 << 20, "populated_bytes": pages * 4096,
-                 "target_populated_fraction": fraction, "variant": "onfault", "munlock_s": t, "munlock_null_s": 2e-6,
-                 "repeat": i, **cols} for i in range(3)]
-    return out
 
 
 def test_a_row_is_priced_at_the_lower_of_its_two_probes():
