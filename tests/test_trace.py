@@ -205,9 +205,12 @@ def test_a_traced_oom_kill_records_mark_victim_for_the_victim_and_leaves_no_inst
     assert _top_level_events() == before
 
 
+# Ctrl-C's default meaning for Python, set explicitly: a child started from a shell without job control
+# (a background CI job, nohup) inherits SIGINT ignored, and Python then installs no handler of its own.
 SESSION_CHILD = textwrap.dedent("""\
-    import os, sys, time
+    import os, signal, sys, time
     from mmlab.kernel import trace
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with trace.session() as s:
         s.watch([os.getpid()])
         print(s.path, flush=True)
