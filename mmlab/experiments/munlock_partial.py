@@ -18,6 +18,13 @@ should follow the populated pages (kernel-history 2, 5).
 Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
 VMA timed in the same child just before and just after the row's munlock() (probe.py; the lower of the
 two, each kept too), the per-page price at that moment, with which the model check prices the row.
+In `onfault` the two probe VMAs are populated in turns with the target (`probe_layout` interleaved), so
+they hold pages from the same free memory. Here a munlock()'s cost per page follows where its pages came
+from, and a point's pages alternate between repetitions (what one row frees the next rows take: a 64 MiB
+point shared 61-73% of its physical pages with the repetition two before and none with the one before),
+so probes populated apart from the target put alternate repetitions of one point 1.1-1.3x apart.
+`cgroup-limit`, whose pages one mlock() populates, and rows with nothing populated probe fresh VMAs
+(`separate`).
 """
 from __future__ import annotations
 
@@ -31,7 +38,16 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
-from mmlab.experiments.probe import munlock_ns_per_page, probe_bytes_field, run_probe, sandwich, warm_munlock_path
+from mmlab.experiments.probe import (
+    interleave_plan,
+    munlock_ns_per_page,
+    munlock_populated,
+    onfault_probes,
+    probe_bytes_field,
+    run_probe,
+    sandwich,
+    warm_munlock_path,
+)
 from mmlab.kernel import cgroup, libc
 from mmlab.kernel.child import Child, ChildError
 
@@ -52,16 +68,26 @@ class MunlockPartialParams(RealParams):
 
 
 def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_bytes: int = 0) -> None:
-    """Runs in the child: reach the partly populated VM_LOCKED state, report it, probe munlock()'s per-page
-    cost on a separate fully populated VMA (after any group limit is lifted), then time munlock()."""
+    """Runs in the child: reach the partly populated VM_LOCKED state, report it, then time munlock() between
+    two probes of munlock()'s per-page cost: `onfault` populates the two probe VMAs in turns with the
+    target's pages, so all three hold pages from the same free memory; `cgroup-limit` (whose mlock() cannot
+    be interleaved) and a target with nothing populated probe fresh VMAs, after any group limit is lifted."""
     addr = map_anon(vma_bytes)
     resident_bytes(addr, vma_bytes)  # grows the heap for the count after munlock, so that count adds no RSS
     ctx.sync("mapped")  # the parent moves a cgroup-limit child into its group now
     t0 = time.monotonic_ns()
-    err = None
+    err, probes, size = None, [], 0
     if variant == "onfault":
         libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
-        populate(addr, populate_bytes)
+        lock_ns = time.monotonic_ns() - t0
+        if populate_bytes and probe_bytes:
+            probes, size = onfault_probes(2, probe_bytes)
+        for t_off, t_len, p_off, p_len in interleave_plan(populate_bytes, size):
+            t0 = time.monotonic_ns()
+            populate(addr + t_off, t_len)
+            lock_ns += time.monotonic_ns() - t0  # the target's own populate, without the probes'
+            for q in probes:
+                populate(q + p_off, p_len)
     else:
         try:
             libc.mlock(addr, vma_bytes)
@@ -69,21 +95,25 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_byt
             if e.errno not in (errno.EAGAIN, errno.ENOMEM):
                 raise
             err = e.errno
-    t1 = time.monotonic_ns()
-    ctx.sync("stopped", lock_ns=t1 - t0, lock_errno=errno_name(err))  # parent lifts the limit before replying
+        lock_ns = time.monotonic_ns() - t0
+    # the parent lifts the limit before replying; its /proc counters from here to the unlock include the probes
+    ctx.sync("stopped", lock_ns=lock_ns, lock_errno=errno_name(err), probe_held_bytes=len(probes) * size)
     ctx.sync("populated")  # the parent reads /proc now
-    before = run_probe(munlock_ns_per_page, probe_bytes)
+
+    def probe_once(i: int) -> dict:
+        return munlock_populated(probes[i], size) if probes else run_probe(munlock_ns_per_page, probe_bytes)
+    before = probe_once(0)
     null_ns = warm_munlock_path(addr)
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     t1 = time.monotonic_ns()
-    after = run_probe(munlock_ns_per_page, probe_bytes)
+    after = probe_once(1)
     probe = sandwich(before, after, "probe_munlock_ns_per_page")
     # Counted after munlock (which leaves pages present), not before: a mincore over the whole range just
     # before the timed call tripled munlock() of an untouched 512 MiB range (3 us -> 8 us, cache pollution).
     present = resident_bytes(addr, vma_bytes)
     ctx.sync("unlocked", munlock_ns=t1 - t0, munlock_null_ns=null_ns, populated_bytes=present,
-             resident_after_bytes=present, **probe)
+             resident_after_bytes=present, probe_layout="interleaved" if probes else "separate", **probe)
     libc.munmap(addr, vma_bytes)
 
 
@@ -113,7 +143,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
         if group is not None:
             group.set_limit(None)  # before the child touches new memory (the v1 OOM-wait trap)
             row["cgroup_oom_events"] = group.events().get("oom", 0)
-        row.update(lock_s=msg["lock_ns"] / 1e9, lock_errno=msg["lock_errno"], under_oom_seen=waited)
+        row.update(lock_s=msg["lock_ns"] / 1e9, lock_errno=msg["lock_errno"], under_oom_seen=waited,
+                   probe_held_bytes=msg["probe_held_bytes"])
         c.reply()
         c.expect("populated")
         row.update(counters("populated", c.pid))
@@ -124,7 +155,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
                    populated_bytes=msg["populated_bytes"],
                    resident_after_munlock_bytes=msg["resident_after_bytes"],
                    **{k: msg[k] for k in ("probe_munlock_ns_per_page", "probe_munlock_before_ns_per_page",
-                                          "probe_munlock_after_ns_per_page", "probe_bytes", "probe_skipped")})
+                                          "probe_munlock_after_ns_per_page", "probe_bytes", "probe_skipped",
+                                          "probe_layout")})
         c.reply()
         c.expect("done")
     return row

@@ -69,6 +69,51 @@ def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float |
     return ns / (probe_bytes // PAGE_BYTES), None
 
 
+INTERLEAVE_CHUNKS = 16  # target and probe pages populated in turns, so both come from the same free pages
+
+
+def interleave_plan(target_bytes: int, probe_bytes: int, chunks: int = INTERLEAVE_CHUNKS) -> list[tuple[int, int, int, int]]:
+    """Turns of an interleaved populate: (target offset, target length, probe offset, probe length), page
+    aligned, together covering the target's first `target_bytes` and each probe's `probe_bytes` once each."""
+    def span(total: int, i: int) -> tuple[int, int]:
+        pages = total // PAGE_BYTES
+        lo, hi = pages * i // chunks, pages * (i + 1) // chunks
+        return lo * PAGE_BYTES, (hi - lo) * PAGE_BYTES
+    return [(*span(target_bytes, i), *span(probe_bytes, i)) for i in range(chunks)]
+
+
+def onfault_probes(count: int, probe_bytes: int) -> tuple[list[int], int]:
+    """`count` probe VMAs of one size, each mlock2(MLOCK_ONFAULT)ed and still empty, to be populated beside a
+    target: (addresses, size); ([], 0) when they cannot be locked (the row then probes fresh VMAs, which
+    say why not). The size is `probe_bytes` cut to what RLIMIT_MEMLOCK leaves for all of them (`fit`)."""
+    size, _ = fit(probe_bytes, room_bytes(count * probe_bytes) // count // PAGE_BYTES * PAGE_BYTES)
+    addrs: list[int] = []
+    try:
+        for _ in range(count if size else 0):
+            addrs.append(map_anon(size))
+            libc.mlock2(addrs[-1], size, libc.MLOCK_ONFAULT)
+    except OSError as e:
+        for a in addrs:
+            libc.munmap(a, size)
+        if e.errno in (errno.EPERM, errno.ENOMEM, errno.EAGAIN):
+            return [], 0
+        raise
+    return addrs, size
+
+
+def munlock_populated(addr: int, size: int) -> dict:
+    """munlock() of a probe VMA already populated and locked (`onfault_probes`), timed as the row's own
+    munlock() is (syscall path warmed first), then unmapped: the columns `run_probe` gives."""
+    try:
+        warm_munlock_path(addr, 4)
+        t0 = time.monotonic_ns()
+        libc.munlock(addr, size)
+        ns = time.monotonic_ns() - t0
+    finally:
+        libc.munmap(addr, size)
+    return {"probe_munlock_ns_per_page": ns / (size // PAGE_BYTES), "probe_bytes": size, "probe_skipped": None}
+
+
 def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
     """munmap() of a fully populated locked VMA, per page: the work exit_mmap does per present page of a
     VM_LOCKED VMA on 5.18+ (zap, with the munlock done as each page's rmap is removed)."""

@@ -1,0 +1,30 @@
+"""How munlock-partial populates its probes in turns with the target: every page of the target and of each
+probe exactly once, in page-aligned pieces, the two advancing together."""
+import pytest
+
+from mmlab.core.units import PAGE_BYTES
+from mmlab.experiments.probe import interleave_plan
+
+MiB = 1 << 20
+
+
+def covered(pieces: list[tuple[int, int]]) -> list[int]:
+    """The pages a list of (offset, length) pieces populates, in order."""
+    return [p for off, n in pieces for p in range(off // PAGE_BYTES, (off + n) // PAGE_BYTES)]
+
+
+@pytest.mark.parametrize("target,probe", [(32 * MiB, 16 * MiB), (6710784, 16 * MiB), (512 * MiB, 16 * MiB),
+                                          (3 * PAGE_BYTES, 16 * MiB), (8 * MiB, 0), (0, 0)])
+def test_each_page_of_target_and_probe_is_populated_once_in_order(target, probe):
+    plan = interleave_plan(target, probe)
+    assert covered([(t, n) for t, n, _, _ in plan]) == list(range(target // PAGE_BYTES))
+    assert covered([(p, n) for _, _, p, n in plan]) == list(range(probe // PAGE_BYTES))
+    assert all(x % PAGE_BYTES == 0 for piece in plan for x in piece)
+
+
+def test_the_probe_is_spread_over_the_target_populate_not_bunched_at_one_end():
+    """Each turn takes a sixteenth of both, so the probe's pages come from the same stretch of free memory
+    as the target's, first to last."""
+    plan = interleave_plan(64 * MiB, 16 * MiB)
+    assert len(plan) == 16
+    assert {n for _, n, _, _ in plan} == {4 * MiB} and {n for _, _, _, n in plan} == {MiB}
