@@ -53,20 +53,25 @@ def _locked(probe_bytes: int) -> tuple[int | None, str | None]:
     return addr, None
 
 
-def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
-    """munlock() of a fully populated locked VMA, per page; (None, reason) if it cannot be locked. The
-    syscall path is warmed first with zero-length calls, as the row's own timed munlock() is."""
-    addr, why = _locked(probe_bytes)
-    if addr is None:
-        return None, why
+def _munlock_then_unmap(addr: int, size: int) -> float:
+    """munlock() of a locked, populated probe VMA in ns per page, timed as the row's own munlock() is (the
+    syscall path warmed first with zero-length calls); the VMA is unmapped after."""
     try:
         warm_munlock_path(addr, 4)
         t0 = time.monotonic_ns()
-        libc.munlock(addr, probe_bytes)
+        libc.munlock(addr, size)
         ns = time.monotonic_ns() - t0
     finally:
-        libc.munmap(addr, probe_bytes)
-    return ns / (probe_bytes // PAGE_BYTES), None
+        libc.munmap(addr, size)
+    return ns / (size // PAGE_BYTES)
+
+
+def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
+    """munlock() of a fully populated locked VMA, per page; (None, reason) if it cannot be locked."""
+    addr, why = _locked(probe_bytes)
+    if addr is None:
+        return None, why
+    return _munlock_then_unmap(addr, probe_bytes), None
 
 
 INTERLEAVE_CHUNKS = 16  # target and probe pages populated in turns, so both come from the same free pages
@@ -102,16 +107,9 @@ def onfault_probes(count: int, probe_bytes: int) -> tuple[list[int], int]:
 
 
 def munlock_populated(addr: int, size: int) -> dict:
-    """munlock() of a probe VMA already populated and locked (`onfault_probes`), timed as the row's own
-    munlock() is (syscall path warmed first), then unmapped: the columns `run_probe` gives."""
-    try:
-        warm_munlock_path(addr, 4)
-        t0 = time.monotonic_ns()
-        libc.munlock(addr, size)
-        ns = time.monotonic_ns() - t0
-    finally:
-        libc.munmap(addr, size)
-    return {"probe_munlock_ns_per_page": ns / (size // PAGE_BYTES), "probe_bytes": size, "probe_skipped": None}
+    """munlock() of a probe VMA already populated and locked (`onfault_probes`), then unmapped: the columns
+    `run_probe` gives."""
+    return {"probe_munlock_ns_per_page": _munlock_then_unmap(addr, size), "probe_bytes": size, "probe_skipped": None}
 
 
 def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
