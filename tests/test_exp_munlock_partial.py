@@ -124,8 +124,9 @@ def test_onfault_probes_are_populated_in_turns_with_the_target_and_cgroup_limit_
 
 
 def test_probe_prices_the_same_work_as_the_timed_munlock(result):
-    """Each row's probes (munlock() of a fully populated locked VMA, just before and just after) ran, and the lower of their per-page costs times the row's populated pages is the row's munlock() time
-    within 3x: the same operation per present page, so the model check can price the row at it."""
+    """Each row's probes (munlock() of a fully populated locked VMA, just before and just after) ran, and
+    the lower of their per-page costs times the row's populated pages is the row's munlock() time within
+    3x: the same operation per present page, so the model check can price the row at it."""
     d = rows(result, "onfault")
     assert d["probe_skipped"].isna().all() and (d["probe_munlock_ns_per_page"] > 0).all()
     lower = d[["probe_munlock_before_ns_per_page", "probe_munlock_after_ns_per_page"]].min(axis=1)
