@@ -28,3 +28,17 @@ def test_the_probe_is_spread_over_the_target_populate_not_bunched_at_one_end():
     plan = interleave_plan(64 * MiB, 16 * MiB)
     assert len(plan) == 16
     assert {n for _, n, _, _ in plan} == {4 * MiB} and {n for _, _, _, n in plan} == {MiB}
+
+
+def test_probes_that_cannot_all_be_locked_leave_none_mapped(monkeypatch):
+    """If the second probe cannot be locked the first is unmapped again and the row gets no interleaved
+    probes (it then probes fresh VMAs), rather than half a pair."""
+    from mmlab.experiments import probe
+
+    results = iter([(0x1000_0000, None), (None, "mlock2 of the probe failed: ENOMEM")])
+    unmapped = []
+    monkeypatch.setattr(probe, "_locked", lambda size, onfault=False: next(results))
+    monkeypatch.setattr(probe, "room_bytes", lambda b: b)
+    monkeypatch.setattr(probe.libc, "munmap", lambda addr, size: unmapped.append(addr))
+    assert probe.onfault_probes(2, 16 * MiB) == ([], 0)
+    assert unmapped == [0x1000_0000]

@@ -40,11 +40,15 @@ def warm_munlock_path(addr: int, calls: int = NULL_CALLS) -> int:
     return ns
 
 
-def _locked(probe_bytes: int) -> tuple[int | None, str | None]:
-    """A mapped, mlocked (so populated) probe VMA, or None and why not."""
+def _locked(probe_bytes: int, onfault: bool = False) -> tuple[int | None, str | None]:
+    """A mapped, mlocked (so populated) probe VMA, or None and why not; with `onfault`, mlock2
+    (MLOCK_ONFAULT)ed and still empty, populated later by its caller."""
     addr = map_anon(probe_bytes)
     try:
-        libc.mlock(addr, probe_bytes)
+        if onfault:
+            libc.mlock2(addr, probe_bytes, libc.MLOCK_ONFAULT)
+        else:
+            libc.mlock(addr, probe_bytes)
     except OSError as e:
         libc.munmap(addr, probe_bytes)
         if e.errno in (errno.EPERM, errno.ENOMEM, errno.EAGAIN):
@@ -94,16 +98,17 @@ def onfault_probes(count: int, probe_bytes: int) -> tuple[list[int], int]:
     size, _ = fit(probe_bytes, room_bytes(count * probe_bytes) // count // PAGE_BYTES * PAGE_BYTES)
     addrs: list[int] = []
     try:
-        for _ in range(count if size else 0):
-            addrs.append(map_anon(size))
-            libc.mlock2(addrs[-1], size, libc.MLOCK_ONFAULT)
-    except OSError as e:
-        for a in addrs:
-            libc.munmap(a, size)
-        if e.errno in (errno.EPERM, errno.ENOMEM, errno.EAGAIN):
-            return [], 0
-        raise
-    return addrs, size
+        while size and len(addrs) < count:
+            addr, _ = _locked(size, onfault=True)
+            if addr is None:
+                break
+            addrs.append(addr)
+    finally:
+        if len(addrs) < count:  # one could not be locked, or an error: none is kept
+            for a in addrs:
+                libc.munmap(a, size)
+            addrs = []
+    return addrs, size if addrs else 0
 
 
 def munlock_populated(addr: int, size: int) -> dict:
