@@ -119,6 +119,15 @@ def test_the_probe_faults_in_every_absent_page_of_its_own_even_at_the_limit(rows
     assert (rows["probe_munlock_pages"] == PROBE // 4 // PAGE).all()
 
 
+def test_on_free_memory_the_probe_faults_in_turns_with_the_replay_and_its_faults_are_its_own(rows):
+    """On free memory the probe's fault-in runs in turns with the replay's (at a limit, just before it):
+    the replay's minor-fault count is its own pages', not those plus the probe's three quarters."""
+    free, limited = setting(rows, "free"), rows[rows["setting"] != "free"]
+    assert len(free) and (free["probe_layout"] == "interleaved").all()
+    assert len(limited) and (limited["probe_layout"] == "before").all()
+    assert ((free["minflt_replay"] - free["pages_faulted"]) < free["probe_fault_pages"] / 2).all()
+
+
 def test_the_allocation_the_row_reports_is_the_replays_alone(rows):
     """bytes_allocated excludes the probe's fault-in, which ran in the same window: on free memory it is
     the unreached pages, not those plus three quarters of the probe."""

@@ -20,13 +20,18 @@ Each row also carries the modern exit of a twin child brought to the same state 
 
 Each row also prices its own work per page on a probe (`Probe`, `probe_bytes`, default 16 MiB) in the same
 child: a VM_LOCKED miniature of the VMA, present to the same fraction and populated right after it. Its
-munlock() runs just after the replay's, its fault-in (the replay's `fault_method`, cold memory) and its
-munmap() just before the replay's: `probe_munlock_ns_per_page` (present mlocked pages),
-`probe_fault_ns_per_page`, `probe_munmap_ns_per_page` (present unlocked pages), page counts in
-`probe_*_pages`. This guest's per-page costs switch mode from one process to the next and follow the pages
-a process got, so a probe elsewhere (another process, a profile fitted minutes before) misses the mode.
-In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so the replay
-stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
+munlock() runs just after the replay's and its munmap() just before the replay's; its fault-in (the
+replay's `fault_method`) runs on free memory in turns with the replay's, 2 MiB of the probe's at a time,
+each turn timed on its own (`probe_layout` interleaved), and in a cgroup setting just before the replay's
+(`before`): `probe_munlock_ns_per_page` (present mlocked pages), `probe_fault_ns_per_page`,
+`probe_munmap_ns_per_page` (present unlocked pages), page counts in `probe_*_pages`. This guest's per-page
+costs switch mode from one process to the next, drift within a fault-in of a few hundred MiB and follow
+the pages a process got, so a probe elsewhere (another process, a profile fitted minutes before) misses
+the mode, and a fault-in probe run before the replay's misses the drift: on free memory the rows of one
+point spread 7-20% with a 12 MiB one just before (sd of log sim/replay, 27-36 rows per size, two
+comparisons), 3-4% in 2 MiB turns.
+In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, which runs
+first so that the replay stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
 `probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
 the VMA, or is skipped; `probe_skipped` says why.
 """
@@ -52,7 +57,7 @@ from mmlab.experiments.cut_short import (
     term_signal,
 )
 from mmlab.experiments.probe import fit as fit_probe
-from mmlab.experiments.probe import probe_bytes_field, room_bytes
+from mmlab.experiments.probe import interleave_plan, probe_bytes_field, room_bytes
 from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc, procfs
 from mmlab.kernel.child import Child, ChildDied, ChildError
@@ -62,6 +67,9 @@ CHILD = "mmlab.experiments.prepatch_replay:child_main"
 SETTINGS = ("free", "cgroup-oom", "cgroup-enomem")
 OUTCOMES = ("ok", "ENOMEM", "EINTR", "oom-killed", "oom-wait")
 PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
+# The probe's share of each turn of an interleaved fault-in: with 16 turns (0.75 MiB of a 12 MiB fault-in)
+# the probe paid 7% more per page than a 256 MiB replay's fault-in, with 2 MiB turns 4% (27 rows each).
+PROBE_TURN_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,8 @@ class Probe:
     about when the target's were follows the target's mode. Its munlock() runs just after the replay's and
     its munmap() just before, because on this guest the first of two back-to-back munlock() calls after
     the settle pause costs more per page than the second, and the second of two munmap() calls more than
-    the first; its fault-in runs just before the replay's, and its pages stay mapped, so the replay never
-    takes them warm.
+    the first; its fault-in runs in turns with the replay's (`fault_in_turns`) or just before it, and its
+    pages stay mapped, so the replay never takes them warm.
     PROT_NONE guard pages keep it from merging with the target VMA."""
 
     def __init__(self, size: int, populated_fraction: float):
@@ -151,6 +159,34 @@ class Probe:
         """The replay's fault method over the probe's absent pages."""
         self._timed("fault", lambda: populate(self.addr + self.present, self.absent_bytes, method))
 
+    def fault_in_turns(self, addr: int, nbytes: int, method: str) -> tuple[int, str, int | None, int]:
+        """The replay's fault-in of [addr, addr+nbytes) and the probe's of its absent pages, in turns
+        (`probe.interleave_plan`), so both take pages from the same stretch of free memory at the same
+        moments. Each turn is timed on its own; returns the replay's summed ns, the method used, the
+        errno that stopped it (None if none) and the minor faults of its turns alone."""
+        replay_ns = probe_ns = minflt = 0
+        err = None
+        before = resident_bytes(self.addr, self.size) // PAGE_BYTES
+        turns = max(1, self.absent_bytes // PROBE_TURN_BYTES)
+        for t_off, t_len, p_off, p_len in interleave_plan(nbytes, self.absent_bytes, turns):
+            ru0 = libc.getrusage()
+            t0 = time.monotonic_ns()
+            try:
+                method = populate(addr + t_off, t_len, method)
+            except OSError as e:
+                err = e.errno
+            replay_ns += time.monotonic_ns() - t0
+            minflt += libc.getrusage().ru_minflt - ru0.ru_minflt
+            if err is not None:
+                break
+            t0 = time.monotonic_ns()
+            with contextlib.suppress(OSError):
+                populate(self.addr + self.present + p_off, p_len, method)
+            probe_ns += time.monotonic_ns() - t0
+        self.ns["fault"] = probe_ns
+        self.pages["fault"] = resident_bytes(self.addr, self.size) // PAGE_BYTES - before
+        return replay_ns, method, err, minflt
+
     def munmap(self) -> None:
         """munmap() of the probe, its pages present and unlocked; then (untimed) its guard pages."""
         self._timed("munmap", lambda: libc.munmap(self.addr, self.size))
@@ -166,9 +202,10 @@ class Probe:
 
 
 def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
-               settle_s: float = 0.0, probe_bytes: int = 0) -> None:
+               settle_s: float = 0.0, probe_bytes: int = 0, interleave: bool = False) -> None:
     """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit,
-    each part timed next to the same operation on the probe (`Probe`), if one is asked for."""
+    each part timed next to the same operation on the probe (`Probe`), if one is asked for; with
+    `interleave`, the probe's fault-in runs in turns with the replay's instead of just before it."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")  # the parent moves a cgroup child into its group now
     libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
@@ -198,25 +235,30 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     munlock_ns = time.monotonic_ns() - t0
-    if probe:  # its munlock() just after the replay's, its fault-in on cold memory just before the replay's
+    turns = bool(probe) and interleave
+    if probe:  # its munlock() just after the replay's; its fault-in in turns with the replay's, or just before it
         probe.munlock()
-        with contextlib.suppress(OSError):
-            probe.fault(fault_method)
+        if not turns:
+            with contextlib.suppress(OSError):
+                probe.fault(fault_method)
         # before the replay's fault-in, which an OOM kill may end: the parent then times the replay as its
         # munlock() plus the time from here to the reap, leaving the probe's own work out
         ctx.send("probed", munlock_ns=munlock_ns, t_ns=time.monotonic_ns(), **probe.report())
     err = None
     method = fault_method
-    ru0 = libc.getrusage()
-    t1 = time.monotonic_ns()
-    try:
-        method = populate(addr + populated_bytes, rest, fault_method)
-    except OSError as e:
-        err = e.errno
-    t2 = time.monotonic_ns()
-    ru1 = libc.getrusage()
-    ctx.sync("faulted", fault_ns=t2 - t1, fault_errno=errno_name(err), fault_method=method,
-             minflt=ru1.ru_minflt - ru0.ru_minflt)  # the parent lifts any limit before replying
+    if turns:
+        fault_ns, method, err, minflt = probe.fault_in_turns(addr + populated_bytes, rest, fault_method)
+    else:
+        ru0 = libc.getrusage()
+        t1 = time.monotonic_ns()
+        try:
+            method = populate(addr + populated_bytes, rest, fault_method)
+        except OSError as e:
+            err = e.errno
+        fault_ns = time.monotonic_ns() - t1
+        minflt = libc.getrusage().ru_minflt - ru0.ru_minflt
+    ctx.sync("faulted", fault_ns=fault_ns, fault_errno=errno_name(err), fault_method=method,
+             minflt=minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)
     if probe:
         probe.munmap()
@@ -236,7 +278,8 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
                                   settle_s=params.settle_s if replay else 0.0,
-                                  probe_bytes=params.probe_bytes if replay else 0))
+                                  probe_bytes=params.probe_bytes if replay else 0,
+                                  interleave=replay and group is None))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -293,6 +336,8 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
         c = cut_child(stack, vma, populated, params, True, group, row, tr)
+        if row["probe_fault_bytes"]:  # as cut_child asked the child: in turns on free memory only
+            row["probe_layout"] = "interleaved" if group is None else "before"
         if group is not None:
             # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
             # gets room of its own (its pages and the page tables they need: one per 2 MiB, plus one at the
