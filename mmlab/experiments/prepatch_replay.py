@@ -69,6 +69,10 @@ OUTCOMES = ("ok", "ENOMEM", "EINTR", "oom-killed", "oom-wait")
 PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
 # The probe's share of each turn of an interleaved fault-in: with 16 turns (0.75 MiB of a 12 MiB fault-in)
 # the probe paid 7% more per page than a 256 MiB replay's fault-in, with 2 MiB turns 4% (27 rows each).
+# What is left is the call: here a 2 MiB MADV_POPULATE_WRITE costs more per page than the replay's 8 MiB
+# (64 MiB VMA) and 32 MiB (256 MiB) turns, 2% and 6% (medians of 36 rows; 2 MiB replay calls too removed
+# it, but added the same cost to the replay's own time, which stands for one kernel pass), so a
+# free-memory replay is priced that much high.
 PROBE_TURN_BYTES = 2 << 20
 
 
