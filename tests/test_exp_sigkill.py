@@ -116,6 +116,17 @@ def test_probe_prices_the_exits_per_page_work(result):
     assert ratio.between(1 / 3, 3).all(), ratio.tolist()
 
 
+def test_the_probe_takes_its_pages_in_turns_with_the_prefix_and_leaves_before_the_kill(result):
+    """With CAP_IPC_LOCK the probe is populated in turns with the prefix's mlock() (`interleaved`), and it
+    is unmapped before the kill: the RSS growth at the kill is the target's, less than the probe's 16 MiB
+    over it (a probe still mapped would add all of its pages)."""
+    from mmlab.kernel import safety
+
+    d = measured(result[0])
+    assert (d["probe_layout"] == ("interleaved" if safety.has_cap_ipc_lock() else "separate")).all()
+    assert ((d["populated_bytes"] - d["target_populated_bytes"]) < 16 * MiB).all()
+
+
 def test_with_a_probe_the_kill_still_lands_in_mlock_past_the_prefix(result):
     """The child mlocks all but the tail of the target first; the kill still comes while the whole-VMA
     mlock() populates: more than the prefix is present, mlock() never returned, and the VMA is one

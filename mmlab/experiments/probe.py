@@ -117,6 +117,15 @@ def munlock_populated(addr: int, size: int) -> dict:
     return {"probe_munlock_ns_per_page": _munlock_then_unmap(addr, size), "probe_bytes": size, "probe_skipped": None}
 
 
+def munmap_populated(addr: int, size: int) -> dict:
+    """munmap() of a probe VMA already populated and locked (`onfault_probes`): the columns `run_probe`
+    gives for `munmap_locked_ns_per_page`."""
+    t0 = time.monotonic_ns()
+    libc.munmap(addr, size)
+    ns = time.monotonic_ns() - t0
+    return {"probe_munmap_locked_ns_per_page": ns / (size // PAGE_BYTES), "probe_bytes": size, "probe_skipped": None}
+
+
 def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
     """munmap() of a fully populated locked VMA, per page: the work exit_mmap does per present page of a
     VM_LOCKED VMA on 5.18+ (zap, with the munlock done as each page's rmap is removed)."""
