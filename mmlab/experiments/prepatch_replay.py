@@ -115,6 +115,20 @@ def probe_plan(probe_bytes: int, lockable_bytes: int, populated_fraction: float)
     return size, None
 
 
+def timed_populate(addr: int, nbytes: int, method: str) -> tuple[int, str, int | None, int]:
+    """populate() of [addr, addr+nbytes), timed: ns, the method used, the errno that stopped it (None if
+    none) and the minor faults it took."""
+    ru0 = libc.getrusage()
+    t0 = time.monotonic_ns()
+    err = None
+    try:
+        method = populate(addr, nbytes, method)
+    except OSError as e:
+        err = e.errno
+    ns = time.monotonic_ns() - t0
+    return ns, method, err, libc.getrusage().ru_minflt - ru0.ru_minflt
+
+
 class Probe:
     """A miniature of the cut-short VMA in the same child, timed next to the replay's own work: a VM_LOCKED
     VMA with the target's present fraction, populated right after the target's pages. This KVM guest's
@@ -173,14 +187,9 @@ class Probe:
         before = resident_bytes(self.addr, self.size) // PAGE_BYTES
         turns = max(1, self.absent_bytes // PROBE_TURN_BYTES)
         for t_off, t_len, p_off, p_len in interleave_plan(nbytes, self.absent_bytes, turns):
-            ru0 = libc.getrusage()
-            t0 = time.monotonic_ns()
-            try:
-                method = populate(addr + t_off, t_len, method)
-            except OSError as e:
-                err = e.errno
-            replay_ns += time.monotonic_ns() - t0
-            minflt += libc.getrusage().ru_minflt - ru0.ru_minflt
+            ns, method, err, flt = timed_populate(addr + t_off, t_len, method)
+            replay_ns += ns
+            minflt += flt
             if err is not None:
                 break
             t0 = time.monotonic_ns()
@@ -248,19 +257,8 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
         # before the replay's fault-in, which an OOM kill may end: the parent then times the replay as its
         # munlock() plus the time from here to the reap, leaving the probe's own work out
         ctx.send("probed", munlock_ns=munlock_ns, t_ns=time.monotonic_ns(), **probe.report())
-    err = None
-    method = fault_method
-    if turns:
-        fault_ns, method, err, minflt = probe.fault_in_turns(addr + populated_bytes, rest, fault_method)
-    else:
-        ru0 = libc.getrusage()
-        t1 = time.monotonic_ns()
-        try:
-            method = populate(addr + populated_bytes, rest, fault_method)
-        except OSError as e:
-            err = e.errno
-        fault_ns = time.monotonic_ns() - t1
-        minflt = libc.getrusage().ru_minflt - ru0.ru_minflt
+    fault = probe.fault_in_turns if turns else timed_populate
+    fault_ns, method, err, minflt = fault(addr + populated_bytes, rest, fault_method)
     ctx.sync("faulted", fault_ns=fault_ns, fault_errno=errno_name(err), fault_method=method,
              minflt=minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)

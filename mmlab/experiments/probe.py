@@ -117,13 +117,17 @@ def munlock_populated(addr: int, size: int) -> dict:
     return {"probe_munlock_ns_per_page": _munlock_then_unmap(addr, size), "probe_bytes": size, "probe_skipped": None}
 
 
+def _munmap_ns_per_page(addr: int, size: int) -> float:
+    """munmap() of a probe VMA, timed, in ns per page."""
+    t0 = time.monotonic_ns()
+    libc.munmap(addr, size)
+    return (time.monotonic_ns() - t0) / (size // PAGE_BYTES)
+
+
 def munmap_populated(addr: int, size: int) -> dict:
     """munmap() of a probe VMA already populated and locked (`onfault_probes`): the columns `run_probe`
     gives for `munmap_locked_ns_per_page`."""
-    t0 = time.monotonic_ns()
-    libc.munmap(addr, size)
-    ns = time.monotonic_ns() - t0
-    return {"probe_munmap_locked_ns_per_page": ns / (size // PAGE_BYTES), "probe_bytes": size, "probe_skipped": None}
+    return {"probe_munmap_locked_ns_per_page": _munmap_ns_per_page(addr, size), "probe_bytes": size, "probe_skipped": None}
 
 
 def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float | None, str | None]:
@@ -132,10 +136,7 @@ def munmap_locked_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[f
     addr, why = _locked(probe_bytes)
     if addr is None:
         return None, why
-    t0 = time.monotonic_ns()
-    libc.munmap(addr, probe_bytes)
-    ns = time.monotonic_ns() - t0
-    return ns / (probe_bytes // PAGE_BYTES), None
+    return _munmap_ns_per_page(addr, probe_bytes), None
 
 
 def probe_bytes_field():

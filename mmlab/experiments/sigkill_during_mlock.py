@@ -74,17 +74,17 @@ def prefix_bytes(target_bytes: int, probe_bytes: int) -> int:
     return max(0, target_bytes - min(PROBE_TAIL_BYTES, target_bytes // 2)) // PAGE_BYTES * PAGE_BYTES
 
 
-def child_main(ctx, vma_bytes: int, probe_bytes: int = 0, prefix_bytes: int = 0, interleave: bool = True) -> None:
+def child_main(ctx, vma_bytes: int, probe_bytes: int = 0, prefix_bytes: int = 0) -> None:
     """Runs in the child: map, report, mlock the first `prefix_bytes`, probe munmap() of a locked VMA
     (the exit's per-page work), then mlock the whole VMA (the parent kills it part-way). The first
     mlock() leaves that prefix VM_LOCKED and present, the second merges the VMA back into one VM_LOCKED
     VMA and populates on from there: at the kill the state is the one a single mlock() would leave.
-    With `interleave` the prefix is mlocked in turns with the probe's populate, so both hold pages from
+    With CAP_IPC_LOCK the prefix is mlocked in turns with the probe's populate, so both hold pages from
     the same free memory; else the probe is a fresh VMA locked after the prefix."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")
     # without CAP_IPC_LOCK the prefix must be locked first, so that the probe is cut to what RLIMIT_MEMLOCK leaves
-    turns = prefix_bytes and probe_bytes and interleave and safety.has_cap_ipc_lock()
+    turns = prefix_bytes and probe_bytes and safety.has_cap_ipc_lock()
     probes, size = onfault_probes(1, probe_bytes) if turns else ([], 0)
     if probes:
         for t_off, t_len, p_off, p_len in interleave_plan(prefix_bytes, size):
