@@ -277,11 +277,12 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
               group: cgroup.MemoryCgroup | None, row: dict, tr=None) -> Child:
     """Start a child and bring it to the cut-short state; counters before and at the cut go in row;
     the tracer, if given, watches the child from the start."""
+    interleave = replay and group is None  # the probe's fault-in in turns with the replay's: on free memory only
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
                                   settle_s=params.settle_s if replay else 0.0,
                                   probe_bytes=params.probe_bytes if replay else 0,
-                                  interleave=replay and group is None))
+                                  interleave=interleave))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -295,6 +296,8 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
     row["probe_fault_bytes"] = msg.get("probe_fault_bytes", 0)
     if replay:
         row["probe_bytes"] = msg.get("probe_bytes", 0)
+    if replay and row["probe_fault_bytes"]:
+        row["probe_layout"] = "interleaved" if interleave else "before"
     if msg.get("probe_skipped"):
         row["probe_skipped"] = msg["probe_skipped"]
     return c
@@ -338,8 +341,6 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
         c = cut_child(stack, vma, populated, params, True, group, row, tr)
-        if row["probe_fault_bytes"]:  # as cut_child asked the child: in turns on free memory only
-            row["probe_layout"] = "interleaved" if group is None else "before"
         if group is not None:
             # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
             # gets room of its own (its pages and the page tables they need: one per 2 MiB, plus one at the

@@ -126,7 +126,7 @@ def measure_one(vma_bytes: int, target_bytes: int, params: SigkillParams, h: cgr
         c.reply()
         msg = c.expect("locking")
         t_start = msg["t_ns"] / 1e9
-        row.update({k: msg.get(k) for k in ("probe_munmap_locked_ns_per_page", "probe_bytes", "probe_skipped", "probe_layout")})
+        row.update({k: msg[k] for k in ("probe_munmap_locked_ns_per_page", "probe_bytes", "probe_skipped", "probe_layout")})
         deadline = t_start + params.kill_after_s
         target = base + target_bytes
         polls, reason, rss = 0, "time", base
