@@ -119,13 +119,18 @@ def test_the_probe_faults_in_every_absent_page_of_its_own_even_at_the_limit(rows
     assert (rows["probe_munlock_pages"] == PROBE // 4 // PAGE).all()
 
 
-def test_on_free_memory_the_probe_faults_in_turns_with_the_replay_and_its_faults_are_its_own(rows):
-    """On free memory the probe's fault-in runs in turns with the replay's (at a limit, just before it):
-    the replay's minor-fault count is its own pages', not those plus the probe's three quarters."""
+def test_the_probe_faults_in_turns_with_the_replay_and_its_faults_are_its_own(rows):
+    """The probe's fault-in runs in turns with the replay's: on free memory beside all of it, at a limit
+    beside the first three quarters of what the limit lets the replay fault in, so the probe is done before
+    the limit stops the replay. The replay's minor-fault count is its own pages', not those plus the
+    probe's three quarters."""
+    assert len(rows) and (rows["probe_layout"] == "interleaved").all()
     free, limited = setting(rows, "free"), rows[rows["setting"] != "free"]
-    assert len(free) and (free["probe_layout"] == "interleaved").all()
-    assert len(limited) and (limited["probe_layout"] == "before").all()
-    assert ((free["minflt_replay"] - free["pages_faulted"]) < free["probe_fault_pages"] / 2).all()
+    assert (free["probe_span_bytes"] == free["unreached_pages"] * PAGE).all()
+    room = (limited["unreached_pages"] * PAGE * limited["headroom_fraction"])
+    assert len(limited) and ((limited["probe_span_bytes"] - room * 0.75).abs() <= PAGE).all()
+    done = rows[rows["outcome"] != "oom-killed"]
+    assert ((done["minflt_replay"] - done["pages_faulted"]) < done["probe_fault_pages"] / 2).all()
 
 
 def test_the_allocation_the_row_reports_is_the_replays_alone(rows):

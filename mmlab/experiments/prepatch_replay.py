@@ -21,17 +21,20 @@ Each row also carries the modern exit of a twin child brought to the same state 
 Each row also prices its own work per page on a probe (`Probe`, `probe_bytes`, default 16 MiB) in the same
 child: a VM_LOCKED miniature of the VMA, present to the same fraction and populated right after it. Its
 munlock() runs just after the replay's and its munmap() just before the replay's; its fault-in (the
-replay's `fault_method`) runs on free memory in turns with the replay's, 2 MiB of the probe's at a time,
-each turn timed on its own (`probe_layout` interleaved), and in a cgroup setting just before the replay's
-(`before`): `probe_munlock_ns_per_page` (present mlocked pages), `probe_fault_ns_per_page`,
-`probe_munmap_ns_per_page` (present unlocked pages), page counts in `probe_*_pages`. This guest's per-page
-costs switch mode from one process to the next, drift within a fault-in of a few hundred MiB and follow
-the pages a process got, so a probe elsewhere (another process, a profile fitted minutes before) misses
-the mode, and a fault-in probe run before the replay's misses the drift: on free memory the rows of one
-point spread 7-20% with a 12 MiB one just before (sd of log sim/replay, 27-36 rows per size, two
-comparisons), 3-4% in 2 MiB turns.
-In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, which runs
-first so that the replay stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
+replay's `fault_method`) runs in turns with the replay's, 2 MiB of the probe's at a time, each turn timed on
+its own (`probe_layout` interleaved): on free memory over the whole fault-in, in a cgroup setting over the
+first three quarters of the pages the limit lets the replay fault (`probe_span_bytes`), so the probe is done
+before the replay meets the limit: `probe_munlock_ns_per_page` (present mlocked pages),
+`probe_fault_ns_per_page`, `probe_munmap_ns_per_page` (present unlocked pages), page counts in
+`probe_*_pages`. This guest's per-page costs switch mode from one process to the next, drift within a
+fault-in of a few hundred MiB and follow the pages a process got, so a probe elsewhere (another process, a
+profile fitted minutes before) misses the mode, and a fault-in probe run before the replay's misses the
+drift: on free memory the rows of one point spread 7-20% with a 12 MiB one just before (sd of log
+sim/replay, 27-36 rows per size, two comparisons), 3-4% in 2 MiB turns; at a group's limit 10-12% with the
+probe's fault-in just before the replay's, 4-6% in turns (27 rows per point), except the 64 MiB OOM-killed
+point, 10% either way: a third of its time is the OOM kill and the exit, which no probe prices.
+In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so that the
+replay stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
 `probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
 the VMA, or is skipped; `probe_skipped` says why.
 """
@@ -74,6 +77,10 @@ PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 51
 # it, but added the same cost to the replay's own time, which stands for one kernel pass), so a
 # free-memory replay is priced that much high.
 PROBE_TURN_BYTES = 2 << 20
+# The share of the pages a group's limit lets the replay fault in that the probe's turns run beside: the rest
+# is margin for the charges the kernel adds on the way (page tables, slab), so the probe's last turn never
+# meets the limit.
+PROBE_SPAN_OF_ROOM = 0.75
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,8 @@ class Probe:
     about when the target's were follows the target's mode. Its munlock() runs just after the replay's and
     its munmap() just before, because on this guest the first of two back-to-back munlock() calls after
     the settle pause costs more per page than the second, and the second of two munmap() calls more than
-    the first; its fault-in runs in turns with the replay's (`fault_in_turns`) or just before it, and its
-    pages stay mapped, so the replay never takes them warm.
+    the first; its fault-in runs in turns with the replay's (`fault_in_turns`), and its pages stay mapped,
+    so the replay never takes them warm.
     PROT_NONE guard pages keep it from merging with the target VMA."""
 
     def __init__(self, size: int, populated_fraction: float):
@@ -174,14 +181,19 @@ class Probe:
         self._timed("munlock", lambda: libc.munlock(self.addr, self.size))
 
     def fault(self, method: str) -> None:
-        """The replay's fault method over the probe's absent pages."""
+        """The replay's fault method over the probe's absent pages, all at once."""
         self._timed("fault", lambda: populate(self.addr + self.present, self.absent_bytes, method))
 
     def fault_in_turns(self, addr: int, nbytes: int, method: str) -> tuple[int, str, int | None, int]:
         """The replay's fault-in of [addr, addr+nbytes) and the probe's of its absent pages, in turns
         (`probe.interleave_plan`), so both take pages from the same stretch of free memory at the same
         moments. Each turn is timed on its own; returns the replay's summed ns, the method used, the
-        errno that stopped it (None if none) and the minor faults of its turns alone."""
+        errno that stopped it (None if none) and the minor faults of its turns alone. With nbytes 0 the
+        probe's fault-in runs alone."""
+        if not nbytes:
+            with contextlib.suppress(OSError):
+                self.fault(method)
+            return 0, method, None, 0
         replay_ns = probe_ns = minflt = 0
         err = None
         before = resident_bytes(self.addr, self.size) // PAGE_BYTES
@@ -215,10 +227,11 @@ class Probe:
 
 
 def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, replay: bool,
-               settle_s: float = 0.0, probe_bytes: int = 0, interleave: bool = False) -> None:
+               settle_s: float = 0.0, probe_bytes: int = 0) -> None:
     """Runs in the child: cut mlock short at populated_bytes, then (if replay) redo the pre-patch exit,
-    each part timed next to the same operation on the probe (`Probe`), if one is asked for; with
-    `interleave`, the probe's fault-in runs in turns with the replay's instead of just before it."""
+    each part timed next to the same operation on the probe (`Probe`), if one is asked for. The parent's
+    reply to `cut` says how much of the replay's fault-in the probe's runs in turns with
+    (`probe_span_bytes`); the rest of the replay's follows in one call."""
     addr = map_anon(vma_bytes)
     ctx.sync("mapped")  # the parent moves a cgroup child into its group now
     libc.mlock2(addr, vma_bytes, libc.MLOCK_ONFAULT)
@@ -231,12 +244,13 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
         except OSError as e:  # not lockable or no memory after all: the row goes on without a probe
             skipped = f"the {size >> 10} KiB probe could not be set up: {errno_name(e.errno)}"
     # parent sets the limit (leaving room for the probe's fault-in too), or kills
-    ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes),
-             probe_bytes=probe.size if probe else 0, probe_fault_bytes=probe.absent_bytes if probe else 0,
-             probe_skipped=skipped)
+    plan = ctx.sync("cut", populated_bytes=resident_bytes(addr, vma_bytes),
+                    probe_bytes=probe.size if probe else 0, probe_fault_bytes=probe.absent_bytes if probe else 0,
+                    probe_skipped=skipped)
     if not replay:
         return
     rest = vma_bytes - populated_bytes
+    span = min(rest, plan.get("probe_span_bytes") or 0) // PAGE_BYTES * PAGE_BYTES if probe else 0
     if fault_method == "auto":  # MADV_POPULATE_WRITE exists from 5.14 (populate() still falls back on EINVAL)
         fault_method = "populate-write" if kernel_at_least(5, 14) else "write-loop"
     settle(settle_s)  # the twin's freed memory handed back to the host before the timed fault-in
@@ -248,17 +262,16 @@ def child_main(ctx, vma_bytes: int, populated_bytes: int, fault_method: str, rep
     t0 = time.monotonic_ns()
     libc.munlock(addr, vma_bytes)
     munlock_ns = time.monotonic_ns() - t0
-    turns = bool(probe) and interleave
-    if probe:  # its munlock() just after the replay's; its fault-in in turns with the replay's, or just before it
+    fault_ns, method, err, minflt = 0, fault_method, None, 0
+    if probe:  # its munlock() just after the replay's, its fault-in in turns with the replay's first span bytes
         probe.munlock()
-        if not turns:
-            with contextlib.suppress(OSError):
-                probe.fault(fault_method)
-        # before the replay's fault-in, which an OOM kill may end: the parent then times the replay as its
-        # munlock() plus the time from here to the reap, leaving the probe's own work out
-        ctx.send("probed", munlock_ns=munlock_ns, t_ns=time.monotonic_ns(), **probe.report())
-    fault = probe.fault_in_turns if turns else timed_populate
-    fault_ns, method, err, minflt = fault(addr + populated_bytes, rest, fault_method)
+        fault_ns, method, err, minflt = probe.fault_in_turns(addr + populated_bytes, span, fault_method)
+        # before the rest of the replay's fault-in, which an OOM kill may end: the parent then times the
+        # replay as its work so far plus the time from here to the reap, leaving the probe's own work out
+        ctx.send("probed", munlock_ns=munlock_ns, fault_ns=fault_ns, t_ns=time.monotonic_ns(), **probe.report())
+    if err is None and span < rest:
+        ns, method, err, flt = timed_populate(addr + populated_bytes + span, rest - span, method)
+        fault_ns, minflt = fault_ns + ns, minflt + flt
     ctx.sync("faulted", fault_ns=fault_ns, fault_errno=errno_name(err), fault_method=method,
              minflt=minflt)  # the parent lifts any limit before replying
     present = resident_bytes(addr, vma_bytes)
@@ -277,12 +290,10 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
               group: cgroup.MemoryCgroup | None, row: dict, tr=None) -> Child:
     """Start a child and bring it to the cut-short state; counters before and at the cut go in row;
     the tracer, if given, watches the child from the start."""
-    interleave = replay and group is None  # the probe's fault-in in turns with the replay's: on free memory only
     c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma, populated_bytes=populated,
                                   fault_method=params.fault_method, replay=replay,
                                   settle_s=params.settle_s if replay else 0.0,
-                                  probe_bytes=params.probe_bytes if replay else 0,
-                                  interleave=interleave))
+                                  probe_bytes=params.probe_bytes if replay else 0))
     c.expect("mapped")
     if group is not None:
         group.add(c.pid)
@@ -296,8 +307,6 @@ def cut_child(stack: contextlib.ExitStack, vma: int, populated: int, params: Rep
     row["probe_fault_bytes"] = msg.get("probe_fault_bytes", 0)
     if replay:
         row["probe_bytes"] = msg.get("probe_bytes", 0)
-    if replay and row["probe_fault_bytes"]:
-        row["probe_layout"] = "interleaved" if interleave else "before"
     if msg.get("probe_skipped"):
         row["probe_skipped"] = msg["probe_skipped"]
     return c
@@ -341,25 +350,31 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             if setting == "cgroup-enomem":
                 group.set_oom_kill_disable(True)
         c = cut_child(stack, vma, populated, params, True, group, row, tr)
+        fault = row["probe_fault_bytes"]
+        span = vma - populated  # the part of the replay's fault-in the probe's runs in turns with
         if group is not None:
-            # the probe's pages present now are in the usage; its fault-in, charged before the replay's,
-            # gets room of its own (its pages and the page tables they need: one per 2 MiB, plus one at the
-            # edge), so the replay meets the limit where it would without a probe
-            fault = row["probe_fault_bytes"]
+            # the probe's pages present now are in the usage; its fault-in, charged in turns with the
+            # replay's first pages, gets room of its own (its pages and the page tables they need: one per
+            # 2 MiB, plus one at the edge), so the replay meets the limit where it would without a probe
+            room = int((vma - populated) * params.headroom_fraction)
             probe_room = fault + (-(-fault // PTE_SPAN_BYTES) + 1) * PAGE_BYTES if fault else 0
-            limit = group.usage_bytes() + int((vma - populated) * params.headroom_fraction) + probe_room
+            limit = group.usage_bytes() + room + probe_room
             group.set_limit(limit)
             row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
-        c.reply()
+            span = int(room * PROBE_SPAN_OF_ROOM) // PAGE_BYTES * PAGE_BYTES
+        if fault:
+            row.update(probe_span_bytes=span, probe_layout="interleaved" if span else "before")
+        c.reply(probe_span_bytes=span if fault else 0)
         msg = c.expect("replaying")
         t_start, method = msg["t_ns"] / 1e9, msg["fault_method"]
         t_resume, before_s = t_start, 0.0  # where the replay's own time resumes after the probe, and its time so far
-        if row["probe_fault_bytes"]:
-            msg, _ = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
-            if msg.get("event") != "probed":
-                raise ChildError(f"{NAME}: expected 'probed', got {msg}")
-            row.update(probe_columns(msg))
-            t_resume, before_s = msg["t_ns"] / 1e9, msg["munlock_ns"] / 1e9
+        probed: dict = {}
+        if fault:
+            probed, _ = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
+            if probed.get("event") != "probed":
+                raise ChildError(f"{NAME}: expected 'probed', got {probed}")
+            row.update(probe_columns(probed))
+            t_resume, before_s = probed["t_ns"] / 1e9, (probed["munlock_ns"] + probed["fault_ns"]) / 1e9
         try:
             msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
         except ChildDied as e:  # the group's OOM killer took the replaying child
@@ -367,8 +382,8 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             now = time.monotonic()
             row.update(outcome="oom-killed", term_signal=term_signal(e.returncode),
                        replay_s=before_s + now - t_resume, replay_wall_s=now - t_start, fault_method=method)
-            if row["probe_fault_bytes"]:
-                row["munlock_s"] = before_s
+            if probed:
+                row["munlock_s"] = probed["munlock_ns"] / 1e9
             if group is not None:
                 row.update(cgroup_oom_kills=group.oom_kills())
             row.update(counters("after"))
