@@ -9,7 +9,7 @@ from mmlab.core.units import PAGE_BYTES
 from mmlab.experiments import munlock_partial
 
 from .conftest import MLOCKED_SLACK_BYTES, needs_root
-from .test_exp_safety import groups_of, run_between_counts
+from .test_exp_safety import groups_of, hold_machine, run_between_counts
 
 MiB = 1 << 20
 PAGE = PAGE_BYTES
@@ -112,15 +112,30 @@ def test_warming_calls_leave_the_range_locked_for_the_timed_munlock(result):
     assert (half["munlock_s"] > 20 * half["munlock_null_s"]).all()
 
 
-def test_onfault_probes_are_populated_in_turns_with_the_target_and_cgroup_limit_ones_apart(result):
-    """An onfault row with pages populated holds its two probes (2 x probe_bytes, fully populated) from the
-    populate on; a cgroup-limit row, whose pages one mlock() populated, probes fresh VMAs, holding none then."""
+def test_probes_are_populated_in_turns_with_the_target_in_both_variants(result):
+    """A row with pages populated holds its two probes (2 x probe_bytes, fully populated) from the populate
+    on, onfault and cgroup-limit alike; a row with nothing populated probes fresh VMAs, holding none then."""
     d = result[0].rows
-    onfault = d[(d["variant"] == "onfault") & (d["populated_bytes"] > 0)]
-    assert len(onfault) and (onfault["probe_layout"] == "interleaved").all()
-    assert (onfault["probe_held_bytes"] == 2 * onfault["probe_bytes"]).all() and (onfault["probe_bytes"] > 0).all()
-    apart = d[d["variant"] == "cgroup-limit"]
-    assert len(apart) and (apart["probe_layout"] == "separate").all() and (apart["probe_held_bytes"] == 0).all()
+    populated = d[d["target_populated_fraction"] > 0]
+    assert set(populated["variant"]) == {"onfault", "cgroup-limit"}
+    assert (populated["probe_layout"] == "interleaved").all()
+    assert (populated["probe_held_bytes"] == 2 * populated["probe_bytes"]).all() and (populated["probe_bytes"] > 0).all()
+    empty = d[d["target_populated_fraction"] == 0]
+    assert len(empty) and (empty["probe_layout"] == "separate").all() and (empty["probe_held_bytes"] == 0).all()
+
+
+def test_at_the_limit_the_probes_do_not_change_where_mlock_gives_up(result):
+    """The group's limit makes room for the probes populated in turns with the target, so mlock() gives up
+    where it does without probes, within a few pages of kernel bookkeeping."""
+    with hold_machine():
+        bare = mmlab.experiment("munlock-partial", vma_bytes="32MiB,256MiB", populated_fractions="0.5",
+                                variants="cgroup-limit", repeats=2, warmup=0, probe_bytes=0, save=False,
+                                progress=False).rows
+    assert (bare["probe_skipped"] == "probe_bytes is 0").all()
+    d = rows(result, "cgroup-limit")
+    for vma, g in d.groupby("vma_bytes"):
+        without = bare[bare["vma_bytes"] == vma]["populated_bytes"].median()
+        assert abs(g["populated_bytes"].median() - without) <= 16 * PAGE, (vma, g["populated_bytes"].median(), without)
 
 
 def test_probe_prices_the_same_work_as_the_timed_munlock(result):

@@ -91,11 +91,13 @@ def interleave_plan(target_bytes: int, probe_bytes: int, chunks: int = INTERLEAV
     return [(*span(target_bytes, i), *span(probe_bytes, i)) for i in range(chunks)]
 
 
-def onfault_probes(count: int, probe_bytes: int) -> tuple[list[int], int]:
+def onfault_probes(count: int, probe_bytes: int, reserve_bytes: int = 0) -> tuple[list[int], int]:
     """`count` probe VMAs of one size, each mlock2(MLOCK_ONFAULT)ed and still empty, to be populated beside a
     target: (addresses, size); ([], 0) when they cannot be locked (the row then probes fresh VMAs, which
-    say why not). The size is `probe_bytes` cut to what RLIMIT_MEMLOCK leaves for all of them (`fit`)."""
-    size, _ = fit(probe_bytes, room_bytes(count * probe_bytes) // count // PAGE_BYTES * PAGE_BYTES)
+    say why not). The size is `probe_bytes` cut to what RLIMIT_MEMLOCK leaves for all of them (`fit`) once
+    `reserve_bytes` (a target still to be locked) is set aside."""
+    room = max(0, room_bytes(count * probe_bytes + reserve_bytes) - reserve_bytes)
+    size, _ = fit(probe_bytes, room // count // PAGE_BYTES * PAGE_BYTES)
     addrs: list[int] = []
     try:
         while size and len(addrs) < count:
