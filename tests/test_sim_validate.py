@@ -185,6 +185,28 @@ def test_an_oom_killed_replay_is_simulated_with_its_probes_pages_unmapped_at_exi
     assert prepatch_vs_replay(pd.DataFrame([done]), prof).sim.iloc[0] == prepatch_vs_replay(pd.DataFrame([done_plain]), prof).sim.iloc[0]
 
 
+def test_a_killed_replays_exit_zap_is_priced_at_its_own_mode():
+    """Paired, an OOM-killed replay's exit unmaps every page it holds at the session's zap price scaled by
+    its fault probe over the session's fault price: a row whose probe ran at 1.5x the session's fault price
+    gets 1.5x the session's zap for each page its exit unmaps; a row that ran to its end keeps its prices."""
+    from mmlab.sim.validate import prepatch_vs_replay
+
+    prof = reference()
+    killed = {"experiment": "prepatch-replay", "method": "replay", "vma_bytes": 64 << 20, "populated_bytes": 16 << 20,
+              "setting": "cgroup-oom", "outcome": "oom-killed", "headroom_fraction": 0.5, "unreached_pages": 12288,
+              "replay_s": 0.03, "repeat": 0, "probe_munlock_pages": 1024, "probe_fault_pages": 3072}
+    at = {f: dict(killed, probe_fault_ns_per_page=f * prof["fault_zero_ns"]) for f in (1.0, 1.5)}
+    sim = {f: prepatch_vs_replay(pd.DataFrame([r]), prof, paired=True).sim.iloc[0] for f, r in at.items()}
+    unmapped = 4096 + 6144 + 4096  # populated, faulted up to the limit, the probe's
+    fault_more = 6144 * 0.5 * prof["fault_zero_ns"] * 1e-9  # the fault-in up to the limit, at the row's price
+    zap_more = unmapped * 0.5 * prof["zap_present_ns"] * 1e-9
+    assert sim[1.5] - sim[1.0] == pytest.approx(fault_more + zap_more, rel=0.02)
+    done = {f: dict(r, outcome="ENOMEM", setting="cgroup-enomem", pages_faulted=6144, munmap_s=0.001,
+                    fault_s=0.01, munlock_s=0.001) for f, r in at.items()}
+    sim_done = {f: prepatch_vs_replay(pd.DataFrame([r]), prof, paired=True).sim.iloc[0] for f, r in done.items()}
+    assert sim_done[1.5] - sim_done[1.0] == pytest.approx(fault_more, rel=0.02)
+
+
 def test_ratio_table_for_readers_names_each_point_and_keeps_its_interval():
     """The reader's table has one row per point, says which variant or setting it is, carries seconds in
     columns a reader's formatter turns into units, and the ratio with its interval."""

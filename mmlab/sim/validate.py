@@ -188,19 +188,36 @@ def replay_era() -> Era:
     return dataclasses.replace(era_for("2.6.31"), munlock_factor=1.0)
 
 
+def killed_exit_priced(row_profile: Profile, profile: Profile, r: pd.Series) -> Profile:
+    """An OOM-killed replay's prices with its exit's per-page zap inferred from its own mode: it reaches no
+    munmap(), so no probe prices that zap, and the session's zap_present_ns comes from other processes,
+    while this guest's per-page costs switch mode from one process to the next. So zap_present_ns is the
+    session's scaled by the row's fault probe over the session's fault_zero_ns (the probe ran in turns with
+    the replay's fault-in, just before the exit: across 288 killed replays of 16 collections the exit's time
+    tracked it, r = 0.69-0.75 per size, against 0.58-0.64 for the munlock probe). A row without a fault
+    probe, or unpaired pricing: unchanged."""
+    f = r.get("probe_fault_ns_per_page")
+    if f is None or pd.isna(f) or float(f) <= 0 or profile["fault_zero_ns"] <= 0:
+        return row_profile
+    return row_profile.replace(zap_present_ns=profile["zap_present_ns"] * float(f) / profile["fault_zero_ns"])
+
+
 def prepatch_vs_replay(df: pd.DataFrame, profile: Profile, paired: bool = False) -> pd.DataFrame:
     """`prepatch-replay` replay_s (munlock, fault the unreached pages, unmap: in-process, no exit) against the
     simulated 2.6.31 exit_mmap work (exit_mm_s: munlock pass + unmap, without the process-exit base cost).
     In the cgroup settings the simulated pass stops where the group's limit stopped the replay
     (`replay_room_pages`); an OOM-killed replay's time runs to its reap, so there the simulated exit
     includes the group's OOM kill (oom_kill_s, oom_kill_to_exit_s), the process-exit base cost (exit_s)
-    and the unmapping of the probe's pages, which the killed replayer still had mapped."""
+    and the unmapping of the probe's pages, which the killed replayer still had mapped; `paired`, that exit's
+    zap priced at the row's mode (`killed_exit_priced`)."""
     era = replay_era()
     at = _pricing(profile, paired)
 
     def sim(r: pd.Series):
         killed = r.get("outcome") == "oom-killed"
         prof = at(r)
+        if killed and paired:
+            prof = killed_exit_priced(prof, profile, r)
         row = sigkill.run(era, prof, _pages(r["vma_bytes"]), _pages(r["populated_bytes"]),
                           room_pages=replay_room_pages(r), oom_kill=killed)
         key = "exit_s" if killed else "exit_mm_s"
