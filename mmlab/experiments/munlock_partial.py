@@ -43,6 +43,8 @@ from mmlab.experiments.common import RealParams, counters, progress_bar, repetit
 from mmlab.experiments.cut_short import errno_name, hierarchy, map_anon, next_event, populate, resident_bytes
 from mmlab.experiments.probe import (
     interleave_plan,
+    limit_room_bytes,
+    limit_span_bytes,
     munlock_ns_per_page,
     munlock_populated,
     onfault_probes,
@@ -58,7 +60,6 @@ NAME = "munlock-partial"
 CHILD = "mmlab.experiments.munlock_partial:child_main"
 VARIANTS = ("onfault", "cgroup-limit")
 CGROUP_SLACK_BYTES = 4 << 20  # charged to the group by the Python child itself after it joins
-PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_byt
             for q in probes:
                 populate(q + p_off, p_len)
     else:
-        span = populate_bytes * 3 // 4 // PAGE_BYTES * PAGE_BYTES if probes else 0
+        span = limit_span_bytes(populate_bytes) if probes else 0
         pieces = interleave_plan(span, size) if probes else []
         pieces.append((span, vma_bytes - span, 0, 0))  # the rest of the VMA: mlock() goes on to the limit
         lock_ns = 0
@@ -152,9 +153,8 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
                                       probe_bytes=params.probe_bytes))
         held = c.expect("mapped")["probe_held_bytes"]
         if group is not None:
-            # the probes' pages, populated in turns with the target's, and the page tables they need (one
-            # per 2 MiB, plus one at each edge) get room of their own, so mlock() stops where it would without them
-            limit = target + CGROUP_SLACK_BYTES + (held + (-(-held // PTE_SPAN_BYTES) + 2) * PAGE_BYTES if held else 0)
+            # the probes' pages, populated in turns with the target's, get room of their own
+            limit = target + CGROUP_SLACK_BYTES + limit_room_bytes(held, 2)
             group.set_limit(limit)
             row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
             group.add(c.pid)

@@ -32,7 +32,7 @@ profile fitted minutes before) misses the mode, and a fault-in probe run before 
 drift: on free memory the rows of one point spread 7-20% with a 12 MiB one just before (sd of log
 sim/replay, 27-36 rows per size, two comparisons), 3-4% in 2 MiB turns; at a group's limit 10-12% with the
 probe's fault-in just before the replay's, 4-6% in turns (27 rows per point), except the 64 MiB OOM-killed
-point, 10% either way: a third of its time is the OOM kill and the exit, which no probe prices.
+point, 10% either way: a third of its time is the OOM kill and the exit, which no probe prices directly.
 In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so that the
 replay stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
 `probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
@@ -60,7 +60,7 @@ from mmlab.experiments.cut_short import (
     term_signal,
 )
 from mmlab.experiments.probe import fit as fit_probe
-from mmlab.experiments.probe import interleave_plan, probe_bytes_field, room_bytes
+from mmlab.experiments.probe import interleave_plan, limit_room_bytes, limit_span_bytes, probe_bytes_field, room_bytes
 from mmlab.experiments.traced import trace_field, tracer
 from mmlab.kernel import cgroup, libc, procfs
 from mmlab.kernel.child import Child, ChildDied, ChildError
@@ -69,7 +69,6 @@ NAME = "prepatch-replay"
 CHILD = "mmlab.experiments.prepatch_replay:child_main"
 SETTINGS = ("free", "cgroup-oom", "cgroup-enomem")
 OUTCOMES = ("ok", "ENOMEM", "EINTR", "oom-killed", "oom-wait")
-PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
 # The probe's share of each turn of an interleaved fault-in: with 16 turns (0.75 MiB of a 12 MiB fault-in)
 # the probe paid 7% more per page than a 256 MiB replay's fault-in, with 2 MiB turns 4% (27 rows each).
 # What is left is the call: here a 2 MiB MADV_POPULATE_WRITE costs more per page than the replay's 8 MiB
@@ -77,10 +76,6 @@ PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 51
 # it, but added the same cost to the replay's own time, which stands for one kernel pass), so a
 # free-memory replay is priced that much high.
 PROBE_TURN_BYTES = 2 << 20
-# The share of the pages a group's limit lets the replay fault in that the probe's turns run beside: the rest
-# is margin for the charges the kernel adds on the way (page tables, slab), so the probe's last turn never
-# meets the limit.
-PROBE_SPAN_OF_ROOM = 0.75
 
 
 @dataclass(frozen=True)
@@ -354,14 +349,12 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
         span = vma - populated  # the part of the replay's fault-in the probe's runs in turns with
         if group is not None:
             # the probe's pages present now are in the usage; its fault-in, charged in turns with the
-            # replay's first pages, gets room of its own (its pages and the page tables they need: one per
-            # 2 MiB, plus one at the edge), so the replay meets the limit where it would without a probe
+            # replay's first pages, gets room of its own
             room = int((vma - populated) * params.headroom_fraction)
-            probe_room = fault + (-(-fault // PTE_SPAN_BYTES) + 1) * PAGE_BYTES if fault else 0
-            limit = group.usage_bytes() + room + probe_room
+            limit = group.usage_bytes() + room + limit_room_bytes(fault, 1)
             group.set_limit(limit)
             row.update(cgroup_limit_bytes=limit, cgroup_version=group.version)
-            span = int(room * PROBE_SPAN_OF_ROOM) // PAGE_BYTES * PAGE_BYTES
+            span = limit_span_bytes(room)
         if fault:
             row.update(probe_span_bytes=span, probe_layout="interleaved" if span else "before")
         c.reply(probe_span_bytes=span if fault else 0)

@@ -79,6 +79,24 @@ def munlock_ns_per_page(probe_bytes: int = DEFAULT_PROBE_BYTES) -> tuple[float |
 
 
 INTERLEAVE_CHUNKS = 16  # target and probe pages populated in turns, so both come from the same free pages
+PTE_SPAN_BYTES = 512 * PAGE_BYTES  # memory one page-table page maps (x86-64: 512 entries)
+# At a memory group's limit, the share of the target's pages that fit under it which the probes are populated
+# beside: the rest is margin for the charges the kernel adds on the way (page tables, slab), so the probes'
+# last turn never meets the limit.
+LIMIT_SPAN_SHARE = 0.75
+
+
+def limit_span_bytes(fit_bytes: int) -> int:
+    """How much of a target whose first `fit_bytes` fit under a group's limit the probes are populated
+    beside (`LIMIT_SPAN_SHARE`), in whole pages."""
+    return int(fit_bytes * LIMIT_SPAN_SHARE) // PAGE_BYTES * PAGE_BYTES
+
+
+def limit_room_bytes(probe_bytes: int, vmas: int) -> int:
+    """Room a group's limit must add for `probe_bytes` of probe pages populated inside it, in `vmas` VMAs:
+    the pages and the page tables they need (one per 2 MiB, plus one at the edge of each VMA), so the
+    target stops where it would without probes. 0 for no probe pages."""
+    return probe_bytes + (-(-probe_bytes // PTE_SPAN_BYTES) + vmas) * PAGE_BYTES if probe_bytes else 0
 
 
 def interleave_plan(target_bytes: int, probe_bytes: int, chunks: int = INTERLEAVE_CHUNKS) -> list[tuple[int, int, int, int]]:
