@@ -26,7 +26,7 @@ populated apart from the target put alternate repetitions of one point 1.1-1.3x 
 the target's first three quarters are mlock()ed in turns with the probes (the group's limit has room for
 them too), then one mlock() of the rest of the VMA goes on to the limit and gives up: the VM_LOCKED pieces
 merge back into one VMA, the state one mlock() leaves; against fresh probes the spread of sim/real over
-a point's rows (sd of log, 33 rows per point, 3 alternating rounds) fell at 4 of the 6 points (0.107-0.120
+a point's rows (sd of log, 33 rows per point, 3 alternating rounds) fell at 4 of the 6 points (0.079-0.120
 to 0.041-0.069), stayed at one (0.074-0.075) and rose at one (0.071 to 0.089). Rows with nothing populated
 probe fresh VMAs (`separate`).
 """
