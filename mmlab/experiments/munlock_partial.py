@@ -33,7 +33,6 @@ probe fresh VMAs (`separate`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import time
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ from mmlab.experiments.probe import (
     interleave_plan,
     limit_room_bytes,
     limit_span_bytes,
+    mlock_in_turns,
     munlock_ns_per_page,
     munlock_populated,
     onfault_probes,
@@ -101,22 +101,10 @@ def child_main(ctx, vma_bytes: int, populate_bytes: int, variant: str, probe_byt
                 populate(q + p_off, p_len)
     else:
         span = limit_span_bytes(populate_bytes) if probes else 0
-        pieces = interleave_plan(span, size) if probes else []
-        pieces.append((span, vma_bytes - span, 0, 0))  # the rest of the VMA: mlock() goes on to the limit
-        lock_ns = 0
-        for t_off, t_len, p_off, p_len in pieces:
-            t0 = time.monotonic_ns()
-            try:
-                libc.mlock(addr + t_off, t_len)
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.ENOMEM):
-                    raise
-                err = e.errno
-            lock_ns += time.monotonic_ns() - t0  # the target's own mlock(), without the probes' populate
-            if err is not None:
-                break
-            for q in probes:
-                populate(q + p_off, p_len)
+        lock_ns, err = mlock_in_turns(addr, span, probes, size) if probes else (0, None)
+        if err is None:  # the rest of the VMA in one mlock(), which goes on to the limit
+            ns, err = mlock_in_turns(addr + span, vma_bytes - span, [], 0, chunks=1)
+            lock_ns += ns
     # the parent lifts the limit before replying; its /proc counters from here to the unlock include the probes
     ctx.sync("stopped", lock_ns=lock_ns, lock_errno=errno_name(err), probe_held_bytes=len(probes) * size)
     ctx.sync("populated")  # the parent reads /proc now

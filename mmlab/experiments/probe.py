@@ -19,7 +19,7 @@ import time
 
 from mmlab.core.probe_price import bracketed
 from mmlab.core.units import PAGE_BYTES
-from mmlab.experiments.cut_short import map_anon
+from mmlab.experiments.cut_short import map_anon, populate
 from mmlab.kernel import libc
 
 DEFAULT_PROBE_BYTES = 16 << 20  # 4096 pages: ~1 ms of munlock, long enough to be far above the timer's floor
@@ -107,6 +107,29 @@ def interleave_plan(target_bytes: int, probe_bytes: int, chunks: int = INTERLEAV
         lo, hi = pages * i // chunks, pages * (i + 1) // chunks
         return lo * PAGE_BYTES, (hi - lo) * PAGE_BYTES
     return [(*span(target_bytes, i), *span(probe_bytes, i)) for i in range(chunks)]
+
+
+def mlock_in_turns(addr: int, nbytes: int, probes: list[int], size: int,
+                   chunks: int = INTERLEAVE_CHUNKS) -> tuple[int, int | None]:
+    """mlock() of [addr, addr+nbytes) in `chunks` pieces, each followed by the populate of the same share of
+    every probe's `size` bytes (`interleave_plan`), so target and probes take pages from the same free
+    memory; the VM_LOCKED pieces merge back into one VMA. Returns the ns of the mlock() calls alone and the
+    errno that stopped them (EAGAIN or ENOMEM: a memory group's limit), None if none; other errors raise."""
+    ns, err = 0, None
+    for t_off, t_len, p_off, p_len in interleave_plan(nbytes, size, chunks):
+        t0 = time.monotonic_ns()
+        try:
+            libc.mlock(addr + t_off, t_len)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ENOMEM):
+                raise
+            err = e.errno
+        ns += time.monotonic_ns() - t0
+        if err is not None:
+            break
+        for q in probes:
+            populate(q + p_off, p_len)
+    return ns, err
 
 
 def onfault_probes(count: int, probe_bytes: int, reserve_bytes: int = 0) -> tuple[list[int], int]:

@@ -21,6 +21,7 @@ first-touch cost depends on how recently the memory was freed (MEASURING.md).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 
@@ -28,9 +29,9 @@ from mmlab.core import params as p
 from mmlab.core.units import PAGE_BYTES, format_bytes
 from mmlab.experiments import Experiment
 from mmlab.experiments.common import RealParams, counters, progress_bar, repetitions
-from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon, populate
+from mmlab.experiments.cut_short import RssProbe, exited, hierarchy, kill_timed, leftover_events, map_anon
 from mmlab.experiments.probe import (
-    interleave_plan,
+    mlock_in_turns,
     munmap_locked_ns_per_page,
     munmap_populated,
     onfault_probes,
@@ -87,10 +88,9 @@ def child_main(ctx, vma_bytes: int, probe_bytes: int = 0, prefix_bytes: int = 0)
     turns = prefix_bytes and probe_bytes and safety.has_cap_ipc_lock()
     probes, size = onfault_probes(1, probe_bytes) if turns else ([], 0)
     if probes:
-        for t_off, t_len, p_off, p_len in interleave_plan(prefix_bytes, size):
-            if t_len:
-                libc.mlock(addr + t_off, t_len)
-            populate(probes[0] + p_off, p_len)
+        _, err = mlock_in_turns(addr, prefix_bytes, probes, size)
+        if err is not None:  # the group's limit is far above the prefix: this is a failure, as before
+            raise OSError(err, os.strerror(err))
         probe = munmap_populated(probes[0], size)
     else:
         if prefix_bytes:
