@@ -136,7 +136,6 @@ def measure_one(vma_bytes: int, fraction: float, variant: str, params: MunlockPa
         if variant == "cgroup-limit":
             group = stack.enter_context(cgroup.memory_cgroup())
             group.set_oom_kill_disable(True)
-            group.set_limit(target + CGROUP_SLACK_BYTES)
         c = stack.enter_context(Child(CHILD, timeout_s=params.timeout_s, vma_bytes=vma_bytes,
                                       populate_bytes=target, variant=variant,
                                       probe_bytes=params.probe_bytes))
