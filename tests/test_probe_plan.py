@@ -42,3 +42,30 @@ def test_probes_that_cannot_all_be_locked_leave_none_mapped(monkeypatch):
     monkeypatch.setattr(probe.libc, "munmap", lambda addr, size: unmapped.append(addr))
     assert probe.onfault_probes(2, 16 * MiB) == ([], 0)
     assert unmapped == [0x1000_0000]
+
+
+def test_a_populated_probe_is_unlocked_whole_but_timed_on_its_last_three_quarters(monkeypatch):
+    """munlock_populated() unlocks every page of the probe (VmLck falls back by all of it) and unmaps it;
+    only the munlock() after the untimed first quarter is the timed one, so the price is per page of it."""
+    from mmlab.experiments import probe
+    from mmlab.experiments.cut_short import populate
+    from mmlab.kernel import libc, procfs
+
+    size = 256 * PAGE_BYTES
+    addrs, got = probe.onfault_probes(1, size)
+    if not addrs:
+        pytest.skip("a 1 MiB probe cannot be locked here")
+    start = procfs.status()["VmLck"]
+    populate(addrs[0], got)
+    assert libc.resident_pages(addrs[0], got) == got // PAGE_BYTES
+    calls = []
+    real = libc.munlock
+    monkeypatch.setattr(probe.libc, "munlock", lambda a, n: (calls.append((a - addrs[0], n)), real(a, n))[1])
+    cols = probe.munlock_populated(addrs[0], got)
+    assert procfs.status()["VmLck"] == start - got
+    with pytest.raises(OSError):
+        libc.resident_pages(addrs[0], got)  # unmapped
+    quarter = got // 4
+    assert calls[0] == (0, quarter) and calls[-1] == (quarter, got - quarter)
+    assert all(n == 0 for _, n in calls[1:-1])
+    assert cols["probe_munlock_ns_per_page"] > 0 and cols["probe_bytes"] == got

@@ -262,19 +262,22 @@ def test_ratios_by_run_without_runs_is_empty():
     assert ratios_by_run(pd.DataFrame(), reference()).empty and reproducibility(pd.DataFrame()).empty
 
 
-def test_a_row_is_priced_at_the_lower_of_its_two_probes():
-    """A host preemption only lengthens a timed call: a row whose probe after the munlock() was interrupted
-    (3x) is priced at the probe before it, in new rows and in rows stored with the mean of the two."""
+def test_a_row_is_priced_at_the_centre_of_its_two_probes():
+    """The per-page state moves within a row, so its munlock() is priced at the geometric mean of the probe
+    before and the probe after it: probes at half and twice the row's own cost price it exactly, in new rows
+    and in rows stored with another rule (here the lower of the two); a row with one probe is priced at it."""
     from mmlab.sim.validate import latest_munlock_partial
 
     prof = reference()
     per = prof["munlock_present_ns"]
-    rows = _munlock_rows(prof, per, probe_munlock_before_ns_per_page=per, probe_munlock_after_ns_per_page=3 * per,
-                         probe_munlock_ns_per_page=2 * per)  # as stored when the row kept the mean
+    rows = _munlock_rows(prof, per, probe_munlock_before_ns_per_page=per / 2, probe_munlock_after_ns_per_page=2 * per,
+                         probe_munlock_ns_per_page=per / 2)  # as stored when the row kept the lower
     t = latest_munlock_partial(pd.DataFrame(rows), prof, paired=True)
     assert ((t.ratio - 1).abs() < 1e-3).all()
     only_after = [dict(r, probe_munlock_before_ns_per_page=None, probe_munlock_after_ns_per_page=per) for r in rows]
     assert ((latest_munlock_partial(pd.DataFrame(only_after), prof, paired=True).ratio - 1).abs() < 1e-3).all()
+    lower = [dict(r, probe_munlock_after_ns_per_page=per / 2) for r in rows]
+    assert ((latest_munlock_partial(pd.DataFrame(lower), prof, paired=True).ratio - 0.5).abs() < 0.1).all()
 
 
 def test_each_collection_is_priced_at_its_own_calibration_runs():

@@ -16,8 +16,9 @@ faulted in every absent page here; 5.18+ walks only populated page tables (34b67
 should follow the populated pages (kernel-history 2, 5).
 
 Each row also carries `probe_munlock_ns_per_page`: munlock() of a separate fully populated `probe_bytes`
-VMA timed in the same child just before and just after the row's munlock() (probe.py; the lower of the
-two, each kept too), the per-page price at that moment, with which the model check prices the row.
+VMA timed in the same child just before and just after the row's munlock() (probe.py; their geometric
+mean, each kept too), the per-page price at that moment, with which the model check prices the row. Each
+probe munlock()s its first quarter untimed, so the one before the row runs as warm as the row does.
 The two probe VMAs are populated in turns with the target (`probe_layout` interleaved), so they hold pages
 from the same free memory. Here a munlock()'s cost per page follows where its pages came from, and a
 point's pages alternate between repetitions (what one row frees the next rows take: a 64 MiB point shared

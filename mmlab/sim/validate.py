@@ -94,8 +94,8 @@ PROBE_COSTS = {"probe_munlock_ns_per_page": "munlock_present_ns", "probe_fault_n
 def row_costs(r: pd.Series) -> dict[str, float]:
     """The profile costs a row's probes measured (ns per page), keyed by cost name; `zap_locked_ns` is
     munmap() of locked pages, i.e. zap_present_ns + zap_munlock_ns together. A probe taken before and
-    after the row's work is priced at the lower of the two (`probe_price.bracketed`), also in runs
-    stored when the row kept their mean. Missing probes are left out."""
+    after the row's work is priced at their geometric mean (`probe_price.bracketed`), also in runs
+    stored when the row kept another rule. Missing probes are left out."""
     out = {}
     for col, cost in PROBE_COSTS.items():
         stem = col.removesuffix("_ns_per_page")
