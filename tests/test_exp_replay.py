@@ -133,6 +133,18 @@ def test_the_probe_faults_in_turns_with_the_replay_and_its_faults_are_its_own(ro
     assert ((done["minflt_replay"] - done["pages_faulted"]) < done["probe_fault_pages"] / 2).all()
 
 
+def test_the_replays_fault_in_splits_at_the_span_the_probe_ran_beside(rows):
+    """On free memory the probe runs beside the whole fault-in, so the span's time is all of it; at a
+    group's limit the replay goes on after the span up to the limit, which takes time too; the span's
+    per-page cost is the probe's within 3x (the same fault, in turns)."""
+    free = setting(rows, "free")
+    assert len(free) and ((free["fault_span_s"] - free["fault_s"]).abs() < 1e-9).all()
+    enomem = setting(rows, "cgroup-enomem")
+    assert len(enomem) and (enomem["fault_span_s"] < enomem["fault_s"]).all()
+    per = rows["fault_span_s"] * 1e9 / (rows["probe_span_bytes"] / PAGE) / rows["probe_fault_ns_per_page"]
+    assert per.between(1 / 3, 3).all(), per.tolist()
+
+
 def test_the_allocation_the_row_reports_is_the_replays_alone(rows):
     """bytes_allocated excludes the probe's fault-in, which ran in the same window: on free memory it is
     the unreached pages, not those plus three quarters of the probe."""

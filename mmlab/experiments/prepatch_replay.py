@@ -34,7 +34,8 @@ sim/replay, 27-36 rows per size, two comparisons), 3-4% in 2 MiB turns; at a gro
 probe's fault-in just before the replay's, 4-6% in turns (27 rows per point), except the 64 MiB OOM-killed
 point, 10% either way: a third of its time is the OOM kill and the exit, which no probe prices directly.
 In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so that the
-replay stops where it would without a probe. An OOM-killed replay reaches no munmap(), so it has no
+replay stops where it would without a probe; `fault_span_s` is the replay's own fault-in over the span the
+probe ran beside, so `fault_s` less it is the rest up to the limit and the charge that failed there. An OOM-killed replay reaches no munmap(), so it has no
 `probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
 the VMA, or is skipped; `probe_skipped` says why.
 """
@@ -366,7 +367,7 @@ def replay_one(vma: int, populated: int, setting: str, params: ReplayParams) -> 
             probed, _ = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
             if probed.get("event") != "probed":
                 raise ChildError(f"{NAME}: expected 'probed', got {probed}")
-            row.update(probe_columns(probed))
+            row.update(probe_columns(probed), fault_span_s=probed["fault_ns"] / 1e9)
             t_resume, before_s = probed["t_ns"] / 1e9, (probed["munlock_ns"] + probed["fault_ns"]) / 1e9
         try:
             msg, waited = next_event(c, params.timeout_s, group, lift_on_under_oom=setting == "cgroup-enomem")
