@@ -35,9 +35,9 @@ probe's fault-in just before the replay's, 4-6% in turns (27 rows per point), ex
 point, 10% either way: a third of its time is the OOM kill and the exit, which no probe prices directly.
 In a cgroup setting the probe is inside the group and the limit adds room for its fault-in, so that the
 replay stops where it would without a probe; `fault_span_s` is the replay's own fault-in over the span the
-probe ran beside, so `fault_s` less it is the rest up to the limit and the charge that failed there. An OOM-killed replay reaches no munmap(), so it has no
-`probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the probe shrinks to what RLIMIT_MEMLOCK leaves beside
-the VMA, or is skipped; `probe_skipped` says why.
+probe ran beside, so `fault_s` less it is the rest up to the limit and the charge that failed there. An
+OOM-killed replay reaches no munmap(), so it has no `probe_munmap_ns_per_page`. Without CAP_IPC_LOCK the
+probe shrinks to what RLIMIT_MEMLOCK leaves beside the VMA, or is skipped; `probe_skipped` says why.
 """
 from __future__ import annotations
 
