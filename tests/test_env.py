@@ -1,5 +1,10 @@
 """The host facts that move memory timings, captured with every run: DAMON, free page reporting, the
 console an OOM kill writes to."""
+import shutil
+import subprocess
+
+import pytest
+
 from mmlab.kernel import env, procfs
 
 
@@ -73,3 +78,20 @@ def test_console_loglevel_and_consoles_say_whether_an_oom_kill_line_is_written_o
     assert env.parse_consoles("") == "none"
     e = env.capture()
     assert e["console_loglevel"] is None or 0 <= e["console_loglevel"] <= 15
+
+
+def test_git_modified_says_whether_tracked_files_differ_from_the_commit(tmp_path):
+    """A run from an edited tree is marked so, not credited to the commit; outside a clone it is unknown."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    assert env.git_modified(tmp_path) is None
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run(git + ["add", "a.py"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "a"], check=True)
+    assert env.git_modified(tmp_path) is False
+    (tmp_path / "untracked.txt").write_text("not part of the commit\n")
+    assert env.git_modified(tmp_path) is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert env.git_modified(tmp_path) is True

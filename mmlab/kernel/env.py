@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,6 +81,19 @@ def page_reporting(params: Path = procfs.PAGE_REPORTING_DIR) -> str:
     return f"on (order {order})" if int(order) < 64 else "off"
 
 
+def git_modified(root: Path = paths.PROJECT_DIR) -> bool | None:
+    """Whether tracked files differ from `git_commit`, so a run from an edited tree is not credited to the
+    commit (`git diff --quiet HEAD`); None outside a clone (a wheel install) or without git."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        rc = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], capture_output=True,
+                            timeout=10).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {0: False, 1: True}.get(rc)
+
+
 def git_commit(root: Path = paths.PROJECT_DIR) -> str | None:
     """The checked-out commit, read from .git without running git. In a worktree `.git` is a file naming
     the worktree's git folder (`gitdir: ...`), whose `commondir` holds the shared refs."""
@@ -135,6 +149,7 @@ def capture(experiments: Mapping[str, dict] | None = None) -> dict:
         "python_version": sys.version.split()[0],
         "mmlab_version": __version__,
         "git_commit": git_commit(),
+        "git_modified": git_modified(),
         "hostname_hash_only": True,
     }
     if experiments:

@@ -38,7 +38,7 @@ ENV_FIRST: tuple[str, ...] = ("kernel_release", "kernel_version", "thp_enabled",
                               "console_loglevel", "consoles", "overcommit_memory", "cpu_model", "cpu_count",
                               "mem_total_bytes", "swap_total_bytes", "page_size_bytes", "cgroup_version", "memory_cgroup",
                               "cap_ipc_lock", "rlimit_memlock_soft_bytes",
-                              "kernel_cmdline", "host_tag", "mmlab_version", "git_commit", "python_version")
+                              "kernel_cmdline", "host_tag", "mmlab_version", "git_commit", "git_modified", "python_version")
 ENV_VOLATILE = ("mem_available_bytes", "memory_cgroup_detail", "experiments", "hostname_hash_only")
 
 

@@ -25,7 +25,7 @@ PUBLIC_FACTS = ("host_tag", "kernel_release", "kernel_version", "machine", "cpu_
                 "mem_total_bytes", "mem_available_bytes", "swap_total_bytes", "overcommit_memory", "thp_enabled",
                 "thp_defrag", "damon", "page_reporting", "console_loglevel", "consoles", "rlimit_memlock_soft_bytes",
                 "rlimit_memlock_hard_bytes", "cap_ipc_lock", "cgroup_version", "memory_cgroup", "memory_cgroup_detail", "python_version",
-                "mmlab_version", "git_commit")
+                "mmlab_version", "git_commit", "git_modified")
 
 
 def public_environment(env: Mapping[str, object]) -> list[tuple[str, str]]:
